@@ -1,0 +1,70 @@
+"""One error hierarchy: every expected failure carries the contract's exit code.
+
+The engine raises these; only the root CLI (`coachctl.cli`) turns them into one line on
+stderr and an exit status, so no command ever prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+
+class CoachctlError(Exception):
+    """Base of every error a user may meet; `exit_code` is what the process exits with."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CoachctlError):
+    """Bad arguments or invalid input (exit 2)."""
+
+    exit_code = 2
+
+
+class WorkflowError(UsageError):
+    """An invalid workflow file; the message is `PATH:LINE: message` (exit 2)."""
+
+
+class SessionNotFound(UsageError):
+    """Unknown or ambiguous session reference (exit 2)."""
+
+
+class StateError(UsageError):
+    """A decision the session's status does not allow, or an unreadable state file (exit 2)."""
+
+
+class ConflictError(CoachctlError):
+    """The lock was not had in time, the step moved on, or the step is running elsewhere (exit 3)."""
+
+    exit_code = 3
+
+
+class StepFailed(CoachctlError):
+    """A step's command exited non-zero (exit 1)."""
+
+    exit_code = 1
+
+
+class NotReady(CoachctlError):
+    """A workflow is not ready for AUTO (exit 1)."""
+
+    exit_code = 1
+
+
+class StorageError(CoachctlError):
+    """The home could not be written (read-only, disk full): nothing was changed (exit 1)."""
+
+    exit_code = 1
+
+
+class Interrupted(CoachctlError):
+    """Ctrl-C: the session was paused, nothing lost (exit 130)."""
+
+    exit_code = 130
