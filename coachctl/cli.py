@@ -1,0 +1,167 @@
+"""The root command: global options, lazy subcommands, and the one place errors become exits.
+
+Subcommands are imported only when invoked (Click's documented LazyGroup pattern), and the
+root `--help` lists them from the short help kept here, so `coachctl --help` costs little
+more than importing click itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from coachctl import __version__
+from coachctl.errors import CoachctlError, WorkflowError
+
+# name -> (module:attribute, short help shown by `coachctl --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("coachctl.commands.run:run", "Start a session of a workflow."),
+    "coach": ("coachctl.commands.coach:coach", "Start a coaching session (every step asks)."),
+    "decide": ("coachctl.commands.decide:decide", "Decide the current step of a session."),
+    "pause": ("coachctl.commands.lifecycle:pause", "Pause a session; resume it later."),
+    "resume": ("coachctl.commands.lifecycle:resume", "Resume a paused session."),
+    "cancel": ("coachctl.commands.lifecycle:cancel", "End a session for good."),
+    "sessions": ("coachctl.commands.sessions:sessions", "List sessions."),
+    "show": ("coachctl.commands.sessions:show", "Show one session and its decisions."),
+    "stats": ("coachctl.commands.stats:stats", "Acceptance metrics per workflow or step."),
+    "readiness": ("coachctl.commands.readiness:readiness", "CI gate: are workflows ready for AUTO?"),
+    "corrections": ("coachctl.commands.corrections:corrections", "Manage correction packs."),
+    "events": ("coachctl.commands.events:events", "Print or follow the event log."),
+    "validate": ("coachctl.commands.workflows:validate", "Check workflow files."),
+    "workflows": ("coachctl.commands.workflows:workflows", "List the home's workflows."),
+    "doctor": ("coachctl.commands.doctor:doctor", "Check (and repair) sessions and derived state."),
+}
+
+
+@dataclass
+class Settings:
+    """What the root options decide, handed to every subcommand through `ctx.obj`."""
+
+    home_option: str | None
+    lock_timeout: float
+    debug: bool
+
+    def store(self) -> Any:
+        from coachctl.engine.store import Store, resolve_home
+
+        return Store(resolve_home(self.home_option), self.lock_timeout)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("COACHCTL_DEBUG", "") not in ("", "0")
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            path = self.lazy[cmd_name][0]
+            module_name, attr = path.split(":")
+            cmd = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(cmd, click.Command)
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class RootGroup(LazyGroup):
+    """Turns every CoachctlError into one stderr line and its exit code (CONTRACT §4)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CoachctlError as exc:
+            report(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("coachctl: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            # `coachctl events | head`: the reader left; that is not our error.
+            _silence_stdout()
+            ctx.exit(0)
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            name = type(exc).__name__
+            click.echo(
+                f"coachctl: unexpected error: {name}: {exc} (set COACHCTL_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def report(exc: CoachctlError) -> None:
+    message = exc.message if isinstance(exc, WorkflowError) else f"coachctl: {exc.message}"
+    if debug_enabled():
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    click.echo(message.replace("\n", " "), err=True)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(cls=RootGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--home",
+    metavar="DIR",
+    envvar="COACHCTL_HOME",
+    help="Folder holding workflows/ and sessions/ [env COACHCTL_HOME; default: current dir].",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a session's lock before giving up (exit 3).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks (same as COACHCTL_DEBUG=1).")
+@click.version_option(__version__, prog_name="coachctl")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, lock_timeout: float, debug: bool) -> None:
+    """coachctl: turn runbooks into automation that earns trust step by step.
+
+    Workflows (YAML) run one step at a time: people observe, then coachctl coaches
+    (proposes each step, you decide with one key), and a step whose exact command has
+    earned enough trust runs on its own (AUTO).
+    """
+    if debug:
+        os.environ["COACHCTL_DEBUG"] = "1"
+    ctx.obj = Settings(home, lock_timeout, debug or debug_enabled())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="coachctl")

@@ -1,0 +1,1 @@
+"""Thin commands: parse options, call the engine, render."""

@@ -1,0 +1,67 @@
+"""`coachctl decide`: one decision on the current step, for scripts and people alike."""
+
+from __future__ import annotations
+
+import click
+
+from coachctl.commands._common import get_store, print_state, stream_to
+from coachctl.commands._output import state_options
+
+
+@click.command()
+@click.argument("session")
+@click.argument("decision", type=click.Choice(["accept", "reject", "correct", "manual", "skip"]))
+@click.option("--correction", metavar="CMD", help="With 'correct': the command to run instead.")
+@click.option("--command", "reported", metavar="CMD", help="With 'manual': what you ran yourself.")
+@click.option("--feedback", metavar="TEXT", help="Why (kept with the decision).")
+@click.option(
+    "--step",
+    "step_guard",
+    metavar="STEP_ID",
+    help="Only if the session is still at this step; else change nothing and exit 3.",
+)
+@click.option("--no-exec", is_flag=True, help="Record accept/correct without running (you ran it).")
+@state_options
+@click.pass_context
+def decide(
+    ctx: click.Context,
+    session: str,
+    decision: str,
+    correction: str | None,
+    reported: str | None,
+    feedback: str | None,
+    step_guard: str | None,
+    no_exec: bool,
+    fmt: str,
+) -> None:
+    """Decide the current step of SESSION (an id or a unique prefix of 4+ characters).
+
+    accept runs the suggestion, correct runs --correction instead, reject/manual/skip run
+    nothing. A command that fails keeps the session at the step and exits 1.
+    """
+    from coachctl.engine import actions
+    from coachctl.errors import Interrupted, StepFailed
+
+    store = get_store(ctx)
+    out = actions.decide(
+        store,
+        session,
+        decision,
+        correction=correction,
+        command=reported,
+        feedback=feedback,
+        step_guard=step_guard,
+        no_exec=no_exec,
+        stream=stream_to(fmt),
+    )
+    if out.interrupted:
+        raise Interrupted(
+            f"interrupted: session {out.session.id} paused; continue with: "
+            f"coachctl resume {out.session.id}"
+        )
+    print_state(actions.state(store, out.session), fmt)
+    if out.failed and out.record is not None:
+        why = " (timed out)" if out.record.get("timed_out") else ""
+        raise StepFailed(
+            f"step {out.record['step_id']!r} failed: exit {out.record.get('exit_code')}{why}"
+        )

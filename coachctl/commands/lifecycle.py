@@ -1,0 +1,54 @@
+"""`pause`, `resume`, `cancel`: a session's life outside of decisions."""
+
+from __future__ import annotations
+
+import click
+
+from coachctl.commands._common import get_store, no_input_option, print_state
+from coachctl.commands._output import state_options
+
+
+@click.command()
+@click.argument("session")
+@click.option("--reason", metavar="TEXT", help="Why it is paused (shown on resume).")
+@state_options
+@click.pass_context
+def pause(ctx: click.Context, session: str, reason: str | None, fmt: str) -> None:
+    """Pause SESSION; `coachctl resume SESSION` comes back to the same step."""
+    from coachctl.engine import actions
+
+    store = get_store(ctx)
+    s = actions.pause(store, session, reason)
+    print_state(actions.state(store, s), fmt)
+
+
+@click.command()
+@click.argument("session")
+@no_input_option
+@state_options
+@click.pass_context
+def resume(ctx: click.Context, session: str, no_input: bool, fmt: str) -> None:
+    """Resume SESSION (paused, or failed in an AUTO run) at its current step.
+
+    With a terminal it reopens the interactive panel; otherwise it runs what may run alone
+    and prints the state.
+    """
+    from coachctl.commands.run import drive
+    from coachctl.engine import actions
+
+    store = get_store(ctx)
+    s = actions.resume(store, session)
+    drive(ctx, store, s, no_input=no_input, fmt=fmt)
+
+
+@click.command()
+@click.argument("session")
+@state_options
+@click.pass_context
+def cancel(ctx: click.Context, session: str, fmt: str) -> None:
+    """End SESSION for good (its decisions still count)."""
+    from coachctl.engine import actions
+
+    store = get_store(ctx)
+    s = actions.cancel(store, session)
+    print_state(actions.state(store, s), fmt)

@@ -1,0 +1,66 @@
+"""`validate` and `workflows`: check workflow files, list the home's workflows."""
+
+from __future__ import annotations
+
+import click
+
+from coachctl.commands._common import get_store
+from coachctl.commands._output import emit_rows, output_options
+
+WORKFLOW_COLUMNS = ("workflow_id", "name", "steps", "level", "ready", "acceptance_rate", "sessions", "path")
+
+
+@click.command()
+@click.argument("workflows", nargs=-1, required=True)
+@click.pass_context
+def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
+    """Check WORKFLOW files (paths or ids); every problem is printed as PATH:LINE: message."""
+    from coachctl.engine.workflow import load_workflow, resolve_workflow_path
+    from coachctl.errors import CoachctlError, UsageError
+
+    store = get_store(ctx)
+    bad = 0
+    for ref in workflows:
+        try:
+            wf = load_workflow(resolve_workflow_path(ref, store.home))
+        except CoachctlError as exc:
+            bad += 1
+            click.echo(str(exc), err=True)
+            continue
+        click.echo(f"{wf.path}: ok ({wf.id}, {len(wf.steps)} steps)")
+    if bad:
+        raise UsageError(f"{bad} of {len(workflows)} workflow files invalid")
+
+
+@click.command()
+@output_options()
+@click.pass_context
+def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
+    """List the home's workflows with their level, acceptance and readiness."""
+    from coachctl.engine import history
+    from coachctl.engine.workflow import find_workflows, load_workflow
+    from coachctl.errors import CoachctlError
+
+    store = get_store(ctx)
+    rows = []
+    for path in find_workflows(store.home):
+        try:
+            wf = load_workflow(path)
+        except CoachctlError as exc:
+            click.echo(f"coachctl: warning: {exc}", err=True)
+            rows.append({"workflow_id": path.stem, "name": "(invalid)", "path": str(path)})
+            continue
+        m = history.workflow_metrics(store, wf)
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "name": wf.name,
+                "steps": len(wf.steps),
+                "level": m["level"],
+                "ready": m["ready"],
+                "acceptance_rate": m["acceptance_rate"],
+                "sessions": m["sessions"],
+                "path": str(path),
+            }
+        )
+    emit_rows(rows, WORKFLOW_COLUMNS, fmt, table_format)

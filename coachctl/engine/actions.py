@@ -1,0 +1,507 @@
+"""What the commands do, as functions: start, decide, pause, resume, cancel, state.
+
+This is where store, session, executor and the trust history meet. Each function takes the
+`Store` and plain arguments, returns data or raises a `CoachctlError`; nothing here prints.
+The lock is never held while a step's command runs (CONTRACT §3).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from coachctl.engine import session as sm
+from coachctl.engine.session import Session
+from coachctl.engine.store import Store, new_session_id
+from coachctl.errors import ConflictError, StorageError, UsageError
+
+if TYPE_CHECKING:
+    from coachctl.engine.executor import ExecResult
+    from coachctl.engine.workflow import Workflow
+
+Stream = Callable[[bytes], None]
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Outcome:
+    """What a decision (or an AUTO step) did: the session after it, and the run if any."""
+
+    session: Session
+    record: dict[str, Any] | None = None
+    result: ExecResult | None = None
+    auto_runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.record is not None and self.record.get("outcome") == "failed"
+
+    @property
+    def interrupted(self) -> bool:
+        return self.result is not None and self.result.interrupted
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load(store: Store, ref: str) -> Session:
+    sid = store.resolve(ref)
+    return Session.from_dict(store.load_raw(sid))
+
+
+def commit(store: Store, session: Session, events: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Save the session file (atomic), then bring the derived state up to date."""
+    data = session.to_dict()
+    store.save_raw(data)
+    from coachctl.engine import history
+
+    extra = history.after_write(store, data)
+    store.append_events([*events, *extra])
+
+
+def event(name: str, session: Session, **fields: Any) -> dict[str, Any]:
+    return {
+        "ts": sm.utcnow(),
+        "event": name,
+        "session_id": session.id,
+        "workflow_id": session.workflow_id,
+        **fields,
+    }
+
+
+# -- starting -----------------------------------------------------------------------------
+
+
+def snapshot_steps(
+    store: Store, workflow: Workflow, variables: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The steps as this session will run them: templates, filled-in commands, suggestions."""
+    from coachctl.engine import history
+    from coachctl.engine.workflow import render_run, render_text
+
+    steps = []
+    for step in workflow.steps:
+        data = step.to_dict()
+        suggestion, source = history.current_suggestion(store, workflow, step)
+        data["suggestion"] = suggestion
+        data["source"] = source
+        data["command"] = render_run(suggestion, variables) if suggestion else None
+        data["instructions_text"] = (
+            render_text(step.instructions, variables) if step.instructions else None
+        )
+        steps.append(data)
+    return steps
+
+
+@dataclass
+class Plan:
+    workflow: Workflow
+    mode: str
+    variables: dict[str, str]
+    steps: list[dict[str, Any]]
+    start_at: int
+    levels: list[str]
+    blocking: list[dict[str, Any]]
+
+
+def plan(
+    store: Store,
+    workflow_ref: str,
+    *,
+    mode: str,
+    var_items: Sequence[str] = (),
+    start_at: str | None = None,
+) -> Plan:
+    """Everything `run` needs before it writes: the workflow, variables, levels, blockers."""
+    from coachctl.engine import history
+    from coachctl.engine.workflow import (
+        load_workflow,
+        parse_var_assignments,
+        resolve_variables,
+        resolve_workflow_path,
+    )
+
+    if mode not in sm.MODES:
+        raise UsageError(f"invalid mode: {mode} (expected one of {', '.join(sm.MODES)})")
+    workflow = load_workflow(resolve_workflow_path(workflow_ref, store.home))
+    variables = resolve_variables(workflow, parse_var_assignments(var_items))
+    steps = snapshot_steps(store, workflow, variables)
+    index = 0
+    if start_at is not None:
+        ids = [s["id"] for s in steps]
+        if start_at not in ids:
+            raise UsageError(f"unknown step for --start-at: {start_at} (steps: {', '.join(ids)})")
+        index = ids.index(start_at)
+    metrics = history.workflow_metrics(store, workflow)
+    levels = [s["level"] for s in metrics["steps"]]
+    blocking = [s for s in metrics["steps"][index:] if not s["ready"]]
+    return Plan(workflow, mode, variables, steps, index, levels, blocking)
+
+
+def start(store: Store, p: Plan) -> Session:
+    """Create and save the session of a plan."""
+    store.ensure()
+    session = sm.new_session(
+        new_session_id(),
+        workflow_id=p.workflow.id,
+        workflow_name=p.workflow.name,
+        workflow_path=str(p.workflow.path),
+        mode=p.mode,
+        steps=p.steps,
+        variables=p.variables,
+        coaching=p.workflow.coaching.to_dict(),
+        start_at=p.start_at,
+    )
+    with store.lock(session.id):
+        commit(store, session, [event("session_started", session, mode=session.mode)])
+    return session
+
+
+# -- deciding -----------------------------------------------------------------------------
+
+
+def decide(
+    store: Store,
+    ref: str,
+    decision: str,
+    *,
+    correction: str | None = None,
+    command: str | None = None,
+    feedback: str | None = None,
+    step_guard: str | None = None,
+    no_exec: bool = False,
+    stream: Stream | None = None,
+    decided_by: str | None = None,
+) -> Outcome:
+    """One decision on the current step (CONTRACT §3), start to finish."""
+    if decision == "correct" and not (correction or "").strip():
+        raise UsageError("'correct' needs --correction CMD (the command to run instead)")
+    if decision != "correct" and correction is not None:
+        raise UsageError("--correction goes with 'correct' only")
+    if command is not None and decision != "manual":
+        raise UsageError("--command goes with 'manual' only (what you ran yourself)")
+    if decision not in sm.DECISIONS:
+        raise UsageError(
+            f"invalid decision: {decision} (expected one of {', '.join(sm.DECISIONS)})"
+        )
+    sid = store.resolve(ref)
+    by = decided_by or sm.current_user()
+    to_run: str | None = None
+    with store.lock(sid):
+        session = Session.from_dict(store.load_raw(sid))
+        step = sm.check_decidable(session, decision, step_guard=step_guard)
+        if decision in sm.EXECUTING:
+            to_run = correction if decision == "correct" else step.get("command")
+        if to_run is None or no_exec:
+            record = sm.record_decision(
+                session,
+                step,
+                decision,
+                command=to_run if decision in sm.EXECUTING else command,
+                feedback=feedback,
+                decided_by=by,
+            )
+            commit(store, session, _decision_events(session, record))
+            return Outcome(session, record)
+        token = sm.mark_running(session, step, decision, to_run)
+        store.save_raw(session.to_dict())
+    result = _execute(session, step, to_run, stream)
+    return _finish(store, sid, token, step, decision, to_run, feedback, by, result)
+
+
+def _execute(session: Session, step: Mapping[str, Any], command: str, stream: Stream | None) -> ExecResult:
+    from coachctl.engine.executor import run_command
+
+    timeout = step.get("timeout")
+    return run_command(
+        command,
+        timeout=float(timeout) if timeout else None,
+        stream=stream,
+        env=_step_env(session, step),
+    )
+
+
+def _step_env(session: Session, step: Mapping[str, Any]) -> dict[str, str]:
+    """Commands can tell which session and step they run for."""
+    env = dict(os.environ)
+    env["COACHCTL_SESSION"] = session.id
+    env["COACHCTL_STEP"] = str(step["id"])
+    env["COACHCTL_WORKFLOW"] = session.workflow_id
+    return env
+
+
+def _finish(
+    store: Store,
+    sid: str,
+    token: str,
+    step: dict[str, Any],
+    decision: str,
+    command: str,
+    feedback: str | None,
+    by: str,
+    result: ExecResult,
+) -> Outcome:
+    """Second lock: record the outcome of a run we marked, unless someone took the step."""
+    with store.lock(sid):
+        session = Session.from_dict(store.load_raw(sid))
+        if not session.running or session.running.get("token") != token:
+            raise ConflictError(
+                f"session {sid} changed while step {step['id']!r} ran: its outcome "
+                f"(exit {result.exit_code}) was not recorded"
+            )
+        record = sm.record_decision(
+            session,
+            step,
+            decision,
+            command=command,
+            feedback=feedback,
+            decided_by=by,
+            exit_code=result.exit_code,
+            outcome="ok" if result.ok else "failed",
+            duration=result.duration,
+            output_tail=result.output_tail,
+            executed=True,
+            timed_out=result.timed_out,
+        )
+        events = _decision_events(session, record)
+        if result.interrupted:
+            sm.pause(session, "interrupted (Ctrl-C)") if session.status == "active" else None
+            events.append(event("session_paused", session, reason="interrupted"))
+        commit(store, session, events)
+    return Outcome(session, record, result)
+
+
+def _decision_events(session: Session, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = [
+        event(
+            "decision",
+            session,
+            step_id=record["step_id"],
+            decision=record["decision"],
+            decided_by=record["decided_by"],
+            outcome=record.get("outcome"),
+        )
+    ]
+    if record.get("executed"):
+        out.append(
+            event(
+                "step_executed",
+                session,
+                step_id=record["step_id"],
+                command=record.get("command"),
+                exit_code=record.get("exit_code"),
+                duration=record.get("duration"),
+                outcome=record.get("outcome"),
+            )
+        )
+    if session.status == "completed":
+        out.append(event("session_completed", session))
+    return out
+
+
+# -- AUTO ---------------------------------------------------------------------------------
+
+
+def run_auto_steps(
+    store: Store,
+    session: Session,
+    *,
+    stream: Stream | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Run, unasked, every step from the cursor that may run alone in this session's mode.
+
+    `auto` mode runs every step; `mixed` only those at AUTO. Stops at the first step that
+    needs a person, at the end, or at a failure (an `auto` session is then `failed`).
+    """
+    from coachctl.engine import history
+
+    outcome = Outcome(session)
+    while True:
+        session = load(store, session.id)
+        outcome.session = session
+        step = session.current_step
+        if session.status != "active" or step is None or session.mode not in ("auto", "mixed"):
+            return outcome
+        if session.running is not None:
+            return outcome  # interrupted or running elsewhere: a person decides
+        if session.mode == "mixed" and history.step_level(store, session, step) != "AUTO":
+            return outcome
+        if not step.get("command"):
+            return outcome
+        total = len(session.steps)
+        index = session.cursor
+        if progress is not None:
+            progress({"index": index, "total": total, "step": step, "phase": "start"})
+        one = decide(
+            store,
+            session.id,
+            "accept",
+            step_guard=step["id"],
+            stream=stream,
+            decided_by="auto",
+        )
+        outcome.auto_runs.append(one.record or {})
+        outcome.record, outcome.result, outcome.session = one.record, one.result, one.session
+        if progress is not None:
+            progress(
+                {"index": index, "total": total, "step": step, "phase": "done", "record": one.record}
+            )
+        if one.interrupted:
+            return outcome
+        if one.failed:
+            if one.session.mode == "auto":
+                with store.lock(session.id):
+                    fresh = load(store, session.id)
+                    sm.fail(fresh)
+                    commit(store, fresh, [event("session_failed", fresh, step_id=step["id"])])
+                outcome.session = fresh
+            return outcome
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+def pause(store: Store, ref: str, reason: str | None = None) -> Session:
+    sid = store.resolve(ref)
+    with store.lock(sid):
+        session = load(store, sid)
+        sm.pause(session, reason)
+        commit(store, session, [event("session_paused", session, reason=reason)])
+    return session
+
+
+def pause_quietly(store: Store, session_id: str, reason: str) -> Session | None:
+    """Pause on Ctrl-C; never raise, since we are already leaving."""
+    try:
+        with store.lock(session_id):
+            session = load(store, session_id)
+            if session.status != "active":
+                return session
+            sm.pause(session, reason)
+            commit(store, session, [event("session_paused", session, reason=reason)])
+            return session
+    except (StorageError, ConflictError, UsageError, OSError):
+        return None
+
+
+def resume(store: Store, ref: str) -> Session:
+    sid = store.resolve(ref)
+    with store.lock(sid):
+        session = load(store, sid)
+        if session.status == "active":
+            return session
+        sm.resume(session)
+        commit(store, session, [event("session_resumed", session)])
+    return session
+
+
+def cancel(store: Store, ref: str) -> Session:
+    sid = store.resolve(ref)
+    with store.lock(sid):
+        session = load(store, sid)
+        sm.cancel(session)
+        commit(store, session, [event("session_cancelled", session)])
+    return session
+
+
+# -- state --------------------------------------------------------------------------------
+
+
+def session_counts(session: Session) -> dict[str, Any]:
+    """The session's own counts for the state object (every decision, no window)."""
+    from coachctl.engine.metrics import classify, counts, rate, round_metric
+
+    kinds = [k for k in (classify(d) for d in session.decisions) if k is not None]
+    c: dict[str, Any] = counts(kinds)
+    c["acceptance_rate"] = round_metric(rate(c))
+    return c
+
+
+def state(store: Store, session: Session) -> dict[str, Any]:
+    """The state object of CONTRACT §4, plus a few added keys."""
+    from coachctl.engine import history
+
+    step = session.current_step
+    step_obj: dict[str, Any] | None = None
+    if step is not None and session.status not in ("completed", "cancelled"):
+        running = session.running_state()
+        status = running or ("failed" if session.last_attempt_failed() else "pending")
+        step_obj = {
+            "index": session.cursor,
+            "id": step["id"],
+            "name": step.get("name") or step["id"],
+            "suggestion": step.get("command"),
+            "instructions": step.get("instructions_text"),
+            "level": history.step_level(store, session, step),
+            "status": status,
+            "max_level": step.get("max_level"),
+        }
+    c = session_counts(session)
+    return {
+        "session_id": session.id,
+        "workflow_id": session.workflow_id,
+        "mode": session.mode,
+        "status": session.status,
+        "step": step_obj,
+        "progress": {"done": min(session.cursor, len(session.steps)), "total": len(session.steps)},
+        "stats": {
+            k: c[k]
+            for k in (
+                "suggestions",
+                "accepted",
+                "rejected",
+                "corrected",
+                "manual",
+                "skipped",
+                "failed",
+                "acceptance_rate",
+            )
+        },
+        "pause_reason": session.pause_reason,
+    }
+
+
+def list_sessions(
+    store: Store,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    mode: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Summaries of the home's sessions, oldest first; unreadable files are named apart."""
+    from coachctl.errors import CoachctlError
+
+    rows: list[dict[str, Any]] = []
+    bad: list[str] = []
+    for sid in store.list_ids():
+        try:
+            s = Session.from_dict(store.load_raw(sid))
+        except CoachctlError as exc:
+            bad.append(str(exc))
+            continue
+        if workflow and s.workflow_id != workflow:
+            continue
+        if status and s.status != status:
+            continue
+        if mode and s.mode != mode:
+            continue
+        step = s.current_step
+        rows.append(
+            {
+                "session_id": s.id,
+                "workflow_id": s.workflow_id,
+                "mode": s.mode,
+                "status": s.status,
+                "step": step["id"] if step is not None and s.status not in ("completed", "cancelled") else None,
+                "done": min(s.cursor, len(s.steps)),
+                "total": len(s.steps),
+                "decisions": len(s.decisions),
+                "started_by": s.started_by,
+                "created_at": s.created_at,
+                "updated_at": s.updated_at,
+            }
+        )
+    return rows, bad

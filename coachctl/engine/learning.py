@@ -1,0 +1,20 @@
+"""Which suggestion a step has now: its `run`, or what people taught it (correction packs).
+
+(Learning from observations and adopting corrections lands with the metrics issue; until
+then a step proposes exactly its `run`.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coachctl.engine.store import Store
+    from coachctl.engine.workflow import Step, Workflow
+
+
+def current_suggestion(store: Store, workflow: Workflow, step: Step) -> tuple[str | None, str | None]:
+    """(template, source): source is 'run', 'learned', 'adopted' or None (no suggestion)."""
+    if step.run:
+        return step.run, "run"
+    return None, None

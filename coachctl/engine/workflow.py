@@ -1,0 +1,746 @@
+"""Workflow files: load and validate them, find them, and fill in their variables.
+
+Everything a person can get wrong in a workflow file is caught here, before anything runs, and
+reported as `PATH:LINE: message` so the mistake can be found without reading a traceback.
+Pure engine code: no printing, no click; it returns data or raises `coachctl.errors` errors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
+
+from coachctl.errors import UsageError, WorkflowError
+
+if TYPE_CHECKING:  # only for annotations: `import yaml` stays lazy (keeps `--help` fast)
+    from yaml.nodes import MappingNode, Node, ScalarNode
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+LEVELS = ("OBSERVATION", "COACHING", "AUTO")
+MAX_WORKFLOW_BYTES = 1 << 20
+
+#: Variable names: the same shape `--var KEY=VALUE` accepts and `{{ name }}` can reference.
+VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: `{{ name }}` with optional whitespace inside the braces.
+TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+#: Nodes visited while validating, aliases counted each time they are used: bounds the work a
+#: hostile document ("billion laughs") can cause.
+MAX_NODES = 100_000
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
+_TIMESTAMP = _TAG + "timestamp"
+
+_TOP_KEYS = ("id", "name", "description", "variables", "coaching", "steps")
+_STEP_KEYS = ("id", "name", "run", "instructions", "timeout", "max_level")
+
+
+@dataclass(frozen=True)
+class Coaching:
+    """How much trust a step must earn before it runs unattended (CONTRACT §5)."""
+
+    threshold: float = 0.85
+    min_decisions: int = 20
+    window: int = 50
+    strict: bool = True
+    min_observations: int = 3
+    adopt_after: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe copy, so sessions and reports can record the settings they used."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Coaching:
+        """Inverse of `to_dict`; unknown keys are ignored so older readers accept newer files."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step as written: `run` and `instructions` are templates, not yet filled in."""
+
+    id: str
+    name: str
+    run: str | None
+    instructions: str | None
+    timeout: float | None
+    max_level: str | None
+    line: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe snapshot: a session keeps the steps it started with (CONTRACT §2)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "run": self.run,
+            "instructions": self.instructions,
+            "timeout": self.timeout,
+            "max_level": self.max_level,
+            "line": self.line,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Step:
+        """Inverse of `to_dict`; tolerant of missing optional keys and of unknown ones."""
+        step_id = str(data["id"])
+        timeout = data.get("timeout")
+        return cls(
+            id=step_id,
+            name=str(data.get("name") or step_id),
+            run=data.get("run"),
+            instructions=data.get("instructions"),
+            timeout=None if timeout is None else float(timeout),
+            max_level=data.get("max_level"),
+            line=int(data.get("line") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A validated workflow file; `variables` maps each name to its default (None: required)."""
+
+    id: str
+    name: str
+    description: str
+    variables: dict[str, str | None]
+    coaching: Coaching
+    steps: tuple[Step, ...]
+    path: str = field(default="")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Checker:
+    """Validates a composed YAML node tree, so every error can name the line it is about.
+
+    Working on nodes rather than on `yaml.safe_load` output is what gives line numbers, lets
+    duplicate keys be refused (PyYAML silently keeps the last one), and keeps variable values as
+    written (`1.10` stays "1.10", not "1.1"). Merge keys (`<<`) are refused as unknown keys:
+    supporting them would hide which line a value came from.
+    """
+
+    def __init__(self, path: str) -> None:
+        import yaml.constructor
+
+        self.path = path
+        self.visited = 0
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def fail(self, node: Node | None, message: str) -> NoReturn:
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise WorkflowError(f"{self.path}:{line}: {message}")
+
+    def visit(self, node: Node) -> None:
+        """Count one visit; refuses documents whose aliases multiply the work."""
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            self.fail(node, "document too complex (aliases)")
+
+    # -- shapes
+
+    def mapping(self, node: Node, what: str) -> MappingNode:
+        from yaml.nodes import MappingNode
+
+        self.visit(node)
+        if not isinstance(node, MappingNode):
+            self.fail(node, f"{what} must be a mapping, not {self.describe(node)}")
+        return node
+
+    def items(
+        self, node: MappingNode, what: str, allowed: Sequence[str] | None
+    ) -> Iterator[tuple[str, ScalarNode, Node]]:
+        """Yield (key, key node, value node); refuses non-string, duplicate and unknown keys."""
+        from yaml.nodes import ScalarNode
+
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            self.visit(key_node)
+            if key_node.tag == _TAG + "merge":
+                self.fail(key_node, f"merge keys (<<) are not supported in {what}")
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in (_STR, _INT):
+                self.fail(key_node, f"keys in {what} must be strings")
+            key = str(key_node.value)
+            if key in seen:
+                self.fail(key_node, f"duplicate key '{key}' in {what} (first on line {seen[key]})")
+            seen[key] = key_node.start_mark.line + 1
+            if allowed is not None and key not in allowed:
+                self.fail(
+                    key_node, f"unknown key '{key}' in {what} (allowed: {', '.join(allowed)})"
+                )
+            yield key, key_node, value_node
+
+    def describe(self, node: Node) -> str:
+        from yaml.nodes import MappingNode, SequenceNode
+
+        if isinstance(node, MappingNode):
+            return "a mapping"
+        if isinstance(node, SequenceNode):
+            return "a list"
+        names = {_STR: "a string", _INT: "an integer", _FLOAT: "a number", _BOOL: "a boolean"}
+        if node.tag == _NULL:
+            return "empty (null)"
+        return names.get(node.tag, f"a value tagged {node.tag}")
+
+    def is_null(self, node: Node) -> bool:
+        from yaml.nodes import ScalarNode
+
+        return isinstance(node, ScalarNode) and node.tag == _NULL
+
+    # -- scalars
+
+    def scalar(self, node: Node, what: str, tags: Sequence[str], expected: str) -> Any:
+        """Construct a scalar of one of `tags` with PyYAML's own safe constructor."""
+        from yaml.nodes import ScalarNode
+
+        self.visit(node)
+        if not isinstance(node, ScalarNode) or node.tag not in tags:
+            self.fail(node, f"{what} must be {expected}, not {self.describe(node)}")
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # e.g. an int with 5000 digits
+            self.fail(node, f"{what}: invalid value ({exc})")
+
+    def text(self, node: Node, what: str, *, numbers: bool = False, empty: bool = False) -> str:
+        """A string; with `numbers`, an int/float is accepted as written (`id: 2024`)."""
+        tags = (_STR, _INT, _FLOAT) if numbers else (_STR,)
+        value = self.scalar(node, what, tags, "a string")
+        text = str(node.value) if numbers else str(value)
+        if not empty and not text.strip():
+            self.fail(node, f"{what} must not be empty")
+        return text
+
+    def identifier(self, node: Node, what: str) -> str:
+        value = self.text(node, what, numbers=True)
+        if not ID_RE.match(value):
+            self.fail(
+                node,
+                f"invalid {what} '{value}' (letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit)",
+            )
+        return value
+
+    def positive_int(self, node: Node, what: str) -> int:
+        value = self.scalar(node, what, (_INT,), "an integer")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            self.fail(node, f"{what} must be an integer >= 1, not {node.value}")
+        return value
+
+    def number(self, node: Node, what: str) -> float:
+        value = self.scalar(node, what, (_INT, _FLOAT), "a number")
+        number = float(value)
+        if not math.isfinite(number):
+            self.fail(node, f"{what} must be a finite number, not {node.value}")
+        return number
+
+    # -- sections
+
+    def variables(self, node: Node) -> dict[str, str | None]:
+        from yaml.nodes import ScalarNode
+
+        result: dict[str, str | None] = {}
+        for name, key_node, value_node in self.items(
+            self.mapping(node, "variables"), "variables", None
+        ):
+            if not VAR_NAME_RE.match(name):
+                self.fail(
+                    key_node,
+                    f"invalid variable name '{name}' (letters, digits and '_', "
+                    "not starting with a digit)",
+                )
+            self.visit(value_node)
+            if not isinstance(value_node, ScalarNode):
+                self.fail(
+                    value_node,
+                    f"variable '{name}' must be a string, number, boolean or null, "
+                    f"not {self.describe(value_node)}",
+                )
+            if value_node.tag == _NULL:
+                result[name] = None
+            elif value_node.tag in (_STR, _INT, _FLOAT, _BOOL, _TIMESTAMP):
+                # As written: a shell variable wants "1.10" and "yes", not 1.1 and True.
+                result[name] = str(value_node.value)
+            else:
+                self.fail(value_node, f"variable '{name}': unsupported tag {value_node.tag}")
+        return result
+
+    def coaching(self, node: Node) -> Coaching:
+        values: dict[str, Any] = {}
+        for key, _, value_node in self.items(
+            self.mapping(node, "coaching"), "coaching", [f.name for f in fields(Coaching)]
+        ):
+            what = f"coaching.{key}"
+            if self.is_null(value_node):
+                continue
+            if key == "threshold":
+                threshold = self.number(value_node, what)
+                if not 0 < threshold <= 1:
+                    self.fail(value_node, f"{what} must be > 0 and <= 1, not {value_node.value}")
+                values[key] = threshold
+            elif key == "strict":
+                values[key] = self.scalar(value_node, what, (_BOOL,), "true or false")
+            else:
+                values[key] = self.positive_int(value_node, what)
+        return Coaching(**values)
+
+    def step(self, node: Node, index: int, declared: Mapping[str, str | None]) -> Step:
+        mapping = self.mapping(node, f"step {index}")
+        where = f"step {index}"
+        values: dict[str, Any] = {}
+        nodes: dict[str, Node] = {}
+        for key, _, value_node in self.items(mapping, where, _STEP_KEYS):
+            nodes[key] = value_node
+            if self.is_null(value_node):
+                continue
+            what = f"{key} of {where}"
+            if key == "id":
+                values[key] = self.identifier(value_node, f"step id in {where}")
+            elif key == "name":
+                values[key] = self.text(value_node, what, numbers=True)
+            elif key in ("run", "instructions"):
+                values[key] = self.text(value_node, what)
+            elif key == "timeout":
+                timeout = self.number(value_node, what)
+                if timeout <= 0:
+                    self.fail(value_node, f"{what} must be > 0 seconds, not {value_node.value}")
+                values[key] = timeout
+            elif key == "max_level":
+                level = self.text(value_node, what)
+                if level not in LEVELS:
+                    self.fail(
+                        value_node, f"{what} must be one of {', '.join(LEVELS)}, not '{level}'"
+                    )
+                values[key] = level
+        if "id" not in values and "name" not in values:
+            self.fail(node, f"{where} needs an id or a name")
+        if "run" not in values and "instructions" not in values:
+            self.fail(node, f"{where} needs run or instructions (or both)")
+        step_id = values.get("id") or slugify(values["name"])
+        step = Step(
+            id=step_id,
+            name=values.get("name") or step_id,
+            run=values.get("run"),
+            instructions=values.get("instructions"),
+            timeout=values.get("timeout"),
+            max_level=values.get("max_level"),
+            line=node.start_mark.line + 1,
+        )
+        self.check_templates(step, nodes, declared)
+        return step
+
+    def check_templates(
+        self, step: Step, nodes: Mapping[str, Node], declared: Mapping[str, str | None]
+    ) -> None:
+        """Undefined `{{ var }}` and unsafely placed placeholders in `run` are refused at load."""
+        for key in ("run", "instructions"):
+            template = getattr(step, key)
+            if template is None:
+                continue
+            node = nodes[key]
+            for name in template_variables(template):
+                if name not in declared:
+                    known = ", ".join(declared) or "none"
+                    self.fail(
+                        node,
+                        f"undefined variable '{name}' in {key} of step '{step.id}' "
+                        f"(declared: {known})",
+                    )
+            if key == "run":
+                problem = _unsafe_placeholder(template)
+                if problem is not None:
+                    self.fail(node, f"run of step '{step.id}': {problem}")
+
+
+def _read_text(path: str) -> str:
+    """Read at most MAX_WORKFLOW_BYTES (+1 to notice a larger file) and decode it."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_WORKFLOW_BYTES + 1)
+    except OSError as exc:
+        raise WorkflowError(f"{path}:1: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_WORKFLOW_BYTES:
+        raise WorkflowError(f"{path}:1: file too large (more than {MAX_WORKFLOW_BYTES} bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise WorkflowError(f"{path}:{line}: not valid UTF-8 text") from None
+
+
+def _compose(path: str, text: str) -> Node | None:
+    """Parse to a node tree with the C loader when present; syntax errors keep their line."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        node: Node | None = yaml.compose(text, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise WorkflowError(f"{path}:{line}: invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise WorkflowError(f"{path}:{line}: invalid YAML: {exc.reason}") from None
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"{path}:1: invalid YAML: {exc}") from None
+    except RecursionError:  # the pure-Python composer on very deep nesting
+        raise WorkflowError(f"{path}:1: invalid YAML: nested too deeply") from None
+    return node
+
+
+def load_workflow(path: str | os.PathLike[str]) -> Workflow:
+    """Load and fully validate a workflow file (CONTRACT §2).
+
+    Raises WorkflowError(`PATH:LINE: message`) for anything invalid: a file that loads can be
+    run without any later surprise from its shape.
+    """
+    spath = os.fspath(path)
+    node = _compose(spath, _read_text(spath))
+    if node is None:
+        raise WorkflowError(f"{spath}:1: empty document (expected a mapping with steps)")
+    checker = _Checker(spath)
+    root = checker.mapping(node, "the workflow")
+
+    workflow_id = Path(spath).stem
+    name: str | None = None
+    description = ""
+    variables: dict[str, str | None] = {}
+    coaching = Coaching()
+    steps_node: Node | None = None
+    has_id = False
+    for key, _, value_node in checker.items(root, "the workflow", _TOP_KEYS):
+        if checker.is_null(value_node) and key != "steps":
+            continue
+        if key == "id":
+            workflow_id = checker.identifier(value_node, "workflow id")
+            has_id = True
+        elif key == "name":
+            name = checker.text(value_node, "name", numbers=True)
+        elif key == "description":
+            description = checker.text(value_node, "description", numbers=True, empty=True)
+        elif key == "variables":
+            variables = checker.variables(value_node)
+        elif key == "coaching":
+            coaching = checker.coaching(value_node)
+        else:
+            steps_node = value_node
+    if not has_id and not ID_RE.match(workflow_id):
+        checker.fail(
+            root, f"invalid workflow id '{workflow_id}' from the file name (set `id:` in the file)"
+        )
+
+    from yaml.nodes import SequenceNode
+
+    if steps_node is None:
+        checker.fail(root, "no steps (add a `steps:` list)")
+    if checker.is_null(steps_node):
+        checker.fail(steps_node, "no steps (`steps:` is empty)")
+    checker.visit(steps_node)
+    if not isinstance(steps_node, SequenceNode):
+        checker.fail(steps_node, f"steps must be a list, not {checker.describe(steps_node)}")
+    if not steps_node.value:
+        checker.fail(steps_node, "no steps (`steps:` is empty)")
+
+    steps: list[Step] = []
+    first_line: dict[str, int] = {}
+    for index, step_node in enumerate(steps_node.value, start=1):
+        step = checker.step(step_node, index, variables)
+        if step.id in first_line:
+            checker.fail(
+                step_node,
+                f"duplicate step id '{step.id}' (first on line {first_line[step.id]})",
+            )
+        first_line[step.id] = step.line
+        steps.append(step)
+
+    return Workflow(
+        id=workflow_id,
+        name=name if name is not None else workflow_id,
+        description=description,
+        variables=variables,
+        coaching=coaching,
+        steps=tuple(steps),
+        path=spath,
+    )
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+def find_workflows(home: Path) -> list[Path]:
+    """The home's workflow files (`workflows/*.yaml|*.yml`), sorted by file name."""
+    folder = Path(home) / "workflows"
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def resolve_workflow_path(ref: str, home: Path) -> Path:
+    """A workflow reference (CONTRACT §1): an existing file, else an id in `home/workflows/`.
+
+    An id never leaves the workflows folder: only ids matching ID_RE (no `/`, no leading dot)
+    are looked up there.
+    """
+    if ref and os.path.isfile(ref):
+        return Path(ref)
+    if ID_RE.match(ref):
+        for suffix in (".yaml", ".yml"):
+            candidate = Path(home) / "workflows" / f"{ref}{suffix}"
+            if candidate.is_file():
+                return candidate
+    raise UsageError(f"unknown workflow: {ref} (no file, and no workflows/{ref}.yaml in {home})")
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def parse_var_assignments(items: Sequence[str]) -> dict[str, str]:
+    """`--var KEY=VALUE` options as a dict; split on the first `=`, the last one for a key wins."""
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not VAR_NAME_RE.match(key):
+            raise UsageError(f"invalid --var '{item}': expected KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def resolve_variables(workflow: Workflow, overrides: Mapping[str, str]) -> dict[str, str]:
+    """Defaults overridden by `--var`; refuses unknown names and leaves no required one empty."""
+    unknown = [name for name in overrides if name not in workflow.variables]
+    if unknown:
+        declared = ", ".join(workflow.variables) or "none"
+        plural = "s" if len(unknown) > 1 else ""
+        raise UsageError(f"unknown variable{plural}: {', '.join(unknown)} (declared: {declared})")
+    values: dict[str, str] = {}
+    missing: list[str] = []
+    for name, default in workflow.variables.items():
+        value = overrides.get(name, default)
+        if value is None:
+            missing.append(name)
+        else:
+            values[name] = value
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        hint = " ".join(f"--var {name}=VALUE" for name in missing)
+        raise UsageError(f"missing required variable{plural}: {', '.join(missing)} (pass {hint})")
+    return values
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def template_variables(template: str) -> list[str]:
+    """Names used as `{{ name }}`, in order of first use, without duplicates."""
+    return list(dict.fromkeys(m.group(1) for m in TEMPLATE_RE.finditer(template)))
+
+
+def _render(template: str, variables: Mapping[str, str], quote: Callable[[str, str], str]) -> str:
+    """One pass: a value that itself contains `{{ other }}` is never expanded again."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise UsageError(f"undefined variable: {name}")
+        return quote(name, variables[name])
+
+    return TEMPLATE_RE.sub(substitute, template)
+
+
+def _shell_word(name: str, value: str) -> str:
+    if "\0" in value:
+        raise UsageError(f"variable {name} contains a NUL byte, which a shell argument cannot hold")
+    return shlex.quote(value)
+
+
+def render_run(template: str, variables: Mapping[str, str]) -> str:
+    """Fill in a `run` template; every value becomes exactly one shell word.
+
+    Values are `shlex.quote`d, which is only safe where the shell reads a plain word: a
+    placeholder inside quotes, a comment, `$((...))` or a here-document is refused (UsageError)
+    rather than rendered into something a value could break out of.
+    """
+    problem = _unsafe_placeholder(template)
+    if problem is not None:
+        raise UsageError(problem)
+    return _render(template, variables, _shell_word)
+
+
+def render_text(template: str, variables: Mapping[str, str]) -> str:
+    """Fill in `instructions` for a person to read: values go in as they are."""
+    return _render(template, variables, lambda _name, value: value)
+
+
+def slugify(text: str) -> str:
+    """A step id from its name: `Fetch the new certificate` -> `fetch-the-new-certificate`."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug or "step"
+
+
+# --------------------------------------------------------------------------- shell contexts
+
+_MASK = "\0"  # stands for one placeholder while scanning; a NUL in `run` is refused first
+_WORD_BREAKS = " \t\n;&|()<>"
+_PLACES = {
+    "sq": "inside single quotes",
+    "dq": "inside double quotes",
+    "ansi": "inside $'...'",
+    "bt": "inside backquotes",
+    "comment": "in a comment",
+    "arith": "inside an arithmetic expression",
+    "brace": "inside ${...}",
+}
+
+
+def _unsafe_placeholder(template: str) -> str | None:
+    """Why a placeholder in `run` would not be safely quoted, or None when all are.
+
+    `shlex.quote` makes a value one literal word only where the shell reads an unquoted word:
+    inside double quotes `'$(cmd)'` still runs cmd, and in a comment a newline ends it. This
+    scans the shell syntax around each placeholder and errs on the side of refusing: after a
+    here-document, or quotes inside `${...}`, it stops tracking and refuses later placeholders.
+    """
+    if _MASK in template:
+        return "contains a NUL byte"
+    names = [m.group(1) for m in TEMPLATE_RE.finditer(template)]
+    if not names:
+        return None
+    text = TEMPLATE_RE.sub(_MASK, template)
+    stack: list[list[Any]] = [["top", 0]]
+    lost: str | None = None
+    seen = 0
+    prev = "\n"
+    i = 0
+    n = len(text)
+
+    def refuse(where: str) -> str:
+        name = names[seen]
+        return (
+            f"{{{{ {name} }}}} is {where}, where shell quoting cannot protect its value; "
+            f'use it as a plain word (it is quoted for you), e.g. echo "Hello, "{{{{ {name} }}}}'
+        )
+
+    while i < n:
+        c = text[i]
+        nxt = text[i + 1 : i + 2]
+        kind = stack[-1][0]
+        if c == _MASK:
+            where = lost or _PLACES.get(kind)
+            if where is not None:
+                return refuse(where)
+            seen += 1
+            prev = "x"
+            i += 1
+            continue
+        if nxt == _MASK and c in "\\$":
+            if kind in ("sq", "comment", "arith"):
+                pass  # the mask is met next and refused by its own context
+            else:
+                seen_next = "after a backslash" if c == "\\" else "right after a $"
+                return refuse(lost or _PLACES.get(kind) or seen_next)
+        step = 1
+        if kind in ("top", "cmdsub"):
+            if c == "\\":
+                step = 2
+            elif c == "'":
+                stack.append(["sq", 0])
+            elif c == '"':
+                stack.append(["dq", 0])
+            elif c == "`":
+                stack.append(["bt", 0])
+            elif c == "$" and nxt == "'":
+                stack.append(["ansi", 0])
+                step = 2
+            elif c == "$" and nxt == '"':
+                stack.append(["dq", 0])
+                step = 2
+            elif c == "$" and text.startswith("$((", i):
+                stack.append(["arith", 2])
+                step = 3
+            elif c == "$" and nxt == "(":
+                stack.append(["cmdsub", 0])
+                step = 2
+            elif c == "$" and nxt == "{":
+                stack.append(["brace", 1])
+                step = 2
+            elif c == "$" and nxt == "[":
+                lost = lost or "after a $[...] expression"
+            elif c == "(" and nxt == "(":
+                stack.append(["arith", 2])
+                step = 2
+            elif text.startswith("<<<", i):
+                step = 3
+            elif c == "<" and nxt == "<":
+                lost = lost or "after a here-document (<<)"
+                step = 2
+            elif c == "#" and prev in _WORD_BREAKS:
+                stack.append(["comment", 0])
+            elif kind == "cmdsub" and c == "(":
+                stack[-1][1] += 1
+            elif kind == "cmdsub" and c == ")":
+                if stack[-1][1] == 0:
+                    stack.pop()
+                else:
+                    stack[-1][1] -= 1
+        elif kind == "dq":
+            if c == "\\":
+                step = 2
+            elif c == '"':
+                stack.pop()
+            elif c == "`":
+                stack.append(["bt", 0])
+            elif c == "$" and text.startswith("$((", i):
+                stack.append(["arith", 2])
+                step = 3
+            elif c == "$" and nxt == "(":
+                stack.append(["cmdsub", 0])
+                step = 2
+            elif c == "$" and nxt == "{":
+                stack.append(["brace", 1])
+                step = 2
+        elif kind == "sq":
+            if c == "'":
+                stack.pop()
+        elif kind in ("ansi", "bt"):
+            if c == "\\":
+                step = 2
+            elif (kind == "ansi" and c == "'") or (kind == "bt" and c == "`"):
+                stack.pop()
+        elif kind == "comment":
+            if c == "\n":
+                stack.pop()
+        elif kind == "arith":
+            if c == "(":
+                stack[-1][1] += 1
+            elif c == ")":
+                stack[-1][1] -= 1
+                if stack[-1][1] == 0:
+                    stack.pop()
+        elif kind == "brace":
+            if c == "\\":
+                step = 2
+            elif c == "{":
+                stack[-1][1] += 1
+            elif c == "}":
+                stack[-1][1] -= 1
+                if stack[-1][1] == 0:
+                    stack.pop()
+            elif c in "'\"`" or (c == "$" and nxt == "("):
+                lost = lost or "after a ${...} holding quotes or commands"
+        if step == 2 and nxt == _MASK:  # never skip over a placeholder
+            step = 1
+        prev = text[i + step - 1]
+        i += step
+    return None
