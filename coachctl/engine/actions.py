@@ -55,9 +55,10 @@ def commit(store: Store, session: Session, events: Sequence[Mapping[str, Any]] =
     """Save the session file (atomic), then bring the derived state up to date."""
     data = session.to_dict()
     store.save_raw(data)
-    from coachctl.engine import history
+    from coachctl.engine import history, learning
 
     extra = history.after_write(store, data)
+    extra += learning.after_write(store, data)
     store.append_events([*events, *extra])
 
 

@@ -6,7 +6,8 @@ then a step proposes exactly its `run`.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from coachctl.engine.store import Store
@@ -18,3 +19,8 @@ def current_suggestion(store: Store, workflow: Workflow, step: Step) -> tuple[st
     if step.run:
         return step.run, "run"
     return None, None
+
+
+def after_write(store: Store, session: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Collect corrections and observations of a just-written session; extra events."""
+    return []
