@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("coachctl.commands.sessions:sessions", "List sessions."),
     "show": ("coachctl.commands.sessions:show", "Show one session and its decisions."),
     "stats": ("coachctl.commands.stats:stats", "Acceptance metrics per workflow or step."),
-    "readiness": ("coachctl.commands.readiness:readiness", "CI gate: are workflows ready for AUTO?"),
+    "readiness": (
+        "coachctl.commands.readiness:readiness",
+        "CI gate: are workflows ready for AUTO?",
+    ),
     "corrections": ("coachctl.commands.corrections:corrections", "Manage correction packs."),
     "events": ("coachctl.commands.events:events", "Print or follow the event log."),
     "validate": ("coachctl.commands.workflows:validate", "Check workflow files."),
@@ -106,7 +109,8 @@ class RootGroup(LazyGroup):
                 raise
             name = type(exc).__name__
             click.echo(
-                f"coachctl: unexpected error: {name}: {exc} (set COACHCTL_DEBUG=1 for the traceback)",
+                f"coachctl: unexpected error: {name}: {exc} "
+                "(set COACHCTL_DEBUG=1 for the traceback)",
                 err=True,
             )
             ctx.exit(1)

@@ -41,7 +41,7 @@ class StateError(UsageError):
 
 
 class ConflictError(CoachctlError):
-    """The lock was not had in time, the step moved on, or the step is running elsewhere (exit 3)."""
+    """The lock was not had in time, the step moved on, or it runs elsewhere (exit 3)."""
 
     exit_code = 3
 

@@ -67,7 +67,9 @@ class Cli:
         self.home = home
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Result:
         from coachctl.cli import cli
 
         return self.runner.invoke(

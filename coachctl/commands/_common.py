@@ -53,7 +53,7 @@ def how_to_decide(state: Mapping[str, Any]) -> list[str]:
     return [
         f"accept:  coachctl decide {sid} accept{guard}",
         f"correct: coachctl decide {sid} correct --correction 'CMD'{guard}",
-        f"or: reject [--feedback TEXT], manual [--command CMD], skip",
+        "or: reject [--feedback TEXT], manual [--command CMD], skip",
     ]
 
 

@@ -18,7 +18,9 @@ DATA_FORMATS = ("table", "json", "csv")
 STATE_FORMATS = ("text", "json")
 
 
-def output_options(formats: Sequence[str] = DATA_FORMATS, default: str | None = None) -> Callable[[F], F]:
+def output_options(
+    formats: Sequence[str] = DATA_FORMATS, default: str | None = None
+) -> Callable[[F], F]:
     """Add `--format` (and `--table-format` when tables are offered) to a command."""
 
     def decorator(fn: F) -> F:

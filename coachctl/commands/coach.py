@@ -14,7 +14,9 @@ from coachctl.commands._output import output_options
 @no_input_option
 @output_options(("text", "json"))
 @click.pass_context
-def coach(ctx: click.Context, workflow: str, var_items: tuple[str, ...], no_input: bool, fmt: str) -> None:
+def coach(
+    ctx: click.Context, workflow: str, var_items: tuple[str, ...], no_input: bool, fmt: str
+) -> None:
     """Start a coaching session of WORKFLOW: every step is proposed and you decide.
 
     Same as `coachctl run WORKFLOW --mode coaching`.

@@ -7,7 +7,16 @@ import click
 from coachctl.commands._common import get_store, print_state
 from coachctl.commands._output import emit_rows, output_options, to_json
 
-SESSION_COLUMNS = ("session_id", "workflow_id", "mode", "status", "step", "done", "total", "updated_at")
+SESSION_COLUMNS = (
+    "session_id",
+    "workflow_id",
+    "mode",
+    "status",
+    "step",
+    "done",
+    "total",
+    "updated_at",
+)
 
 
 @click.command()
@@ -18,7 +27,9 @@ SESSION_COLUMNS = ("session_id", "workflow_id", "mode", "status", "step", "done"
     help="Only sessions with this status.",
 )
 @click.option(
-    "--mode", type=click.Choice(["auto", "coaching", "observation", "mixed"]), help="Only this mode."
+    "--mode",
+    type=click.Choice(["auto", "coaching", "observation", "mixed"]),
+    help="Only this mode.",
 )
 @output_options()
 @click.pass_context
@@ -39,7 +50,16 @@ def sessions(
     emit_rows(rows, SESSION_COLUMNS, fmt, table_format)
 
 
-DECISION_COLUMNS = ("#", "step_id", "decision", "outcome", "exit_code", "command", "decided_by", "decided_at")
+DECISION_COLUMNS = (
+    "#",
+    "step_id",
+    "decision",
+    "outcome",
+    "exit_code",
+    "command",
+    "decided_by",
+    "decided_at",
+)
 
 
 @click.command()

@@ -7,7 +7,16 @@ import click
 from coachctl.commands._common import get_store
 from coachctl.commands._output import emit_rows, output_options
 
-WORKFLOW_COLUMNS = ("workflow_id", "name", "steps", "level", "ready", "acceptance_rate", "sessions", "path")
+WORKFLOW_COLUMNS = (
+    "workflow_id",
+    "name",
+    "steps",
+    "level",
+    "ready",
+    "acceptance_rate",
+    "sessions",
+    "path",
+)
 
 
 @click.command()
@@ -42,7 +51,7 @@ def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
     from coachctl.errors import CoachctlError
 
     store = get_store(ctx)
-    rows = []
+    rows: list[dict[str, object]] = []
     for path in find_workflows(store.home):
         try:
             wf = load_workflow(path)

@@ -212,7 +212,9 @@ def decide(
     return _finish(store, sid, token, step, decision, to_run, feedback, by, result)
 
 
-def _execute(session: Session, step: Mapping[str, Any], command: str, stream: Stream | None) -> ExecResult:
+def _execute(
+    session: Session, step: Mapping[str, Any], command: str, stream: Stream | None
+) -> ExecResult:
     from coachctl.engine.executor import run_command
 
     timeout = step.get("timeout")
@@ -348,7 +350,13 @@ def run_auto_steps(
         outcome.record, outcome.result, outcome.session = one.record, one.result, one.session
         if progress is not None:
             progress(
-                {"index": index, "total": total, "step": step, "phase": "done", "record": one.record}
+                {
+                    "index": index,
+                    "total": total,
+                    "step": step,
+                    "phase": "done",
+                    "record": one.record,
+                }
             )
         if one.interrupted:
             return outcome
@@ -496,7 +504,9 @@ def list_sessions(
                 "workflow_id": s.workflow_id,
                 "mode": s.mode,
                 "status": s.status,
-                "step": step["id"] if step is not None and s.status not in ("completed", "cancelled") else None,
+                "step": step["id"]
+                if step is not None and s.status not in ("completed", "cancelled")
+                else None,
                 "done": min(s.cursor, len(s.steps)),
                 "total": len(s.steps),
                 "decisions": len(s.decisions),

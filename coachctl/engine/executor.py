@@ -8,6 +8,7 @@ record the outcome and pause the session — nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -68,10 +69,8 @@ def run_command(
         interrupted = True
         # Without a terminal the signal came from `kill`, not the tty: pass it on.
         if forward and proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 proc.send_signal(signal.SIGINT)
-            except OSError:
-                pass
 
     if in_main:
         previous = signal.signal(signal.SIGINT, on_sigint)

@@ -161,7 +161,7 @@ class Session:
             return False
         for d in reversed(self.decisions):
             if d.get("cursor") == self.cursor and d.get("step_id") == step["id"]:
-                return d.get("outcome") == "failed"
+                return bool(d.get("outcome") == "failed")
             if d.get("step_id") != step["id"]:
                 break
         return False

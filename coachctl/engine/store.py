@@ -210,18 +210,14 @@ class Store:
             try:
                 fd = os.open(self.events_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             except OSError as exc:
-                raise StorageError(
-                    f"cannot write {self.events_path}: {_os_reason(exc)}"
-                ) from exc
+                raise StorageError(f"cannot write {self.events_path}: {_os_reason(exc)}") from exc
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     payload = b"\n" + payload
                 os.write(fd, payload)
             except OSError as exc:
-                raise StorageError(
-                    f"cannot write {self.events_path}: {_os_reason(exc)}"
-                ) from exc
+                raise StorageError(f"cannot write {self.events_path}: {_os_reason(exc)}") from exc
             finally:
                 os.close(fd)
 

@@ -1,0 +1,57 @@
+"""The layering rules, checked: the engine never imports click; --help stays light."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "coachctl"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "engine").glob("*.py")), ids=lambda p: p.name)
+def test_engine_module_never_imports_click(path: Path) -> None:
+    assert "click" not in _imports(path)
+    assert "tabulate" not in _imports(path)
+
+
+def test_engine_import_does_not_pull_in_click() -> None:
+    code = (
+        "import sys, importlib, pkgutil, coachctl.engine as e\n"
+        "for m in pkgutil.iter_modules(e.__path__):\n"
+        "    importlib.import_module('coachctl.engine.' + m.name)\n"
+        "print('click' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["decide", "--help"], ["stats", "--help"]])
+def test_help_imports_neither_yaml_nor_tabulate(argv: list[str]) -> None:
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['coachctl', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('coachctl', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('yaml', 'tabulate', 'sqlite3') if m in sys.modules]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY=" in out.stderr
+    assert out.stderr.rsplit("HEAVY=", 1)[1].strip() == ""
