@@ -270,7 +270,8 @@ def _finish(
         )
         events = _decision_events(session, record)
         if result.interrupted:
-            sm.pause(session, "interrupted (Ctrl-C)") if session.status == "active" else None
+            if session.status == "active":
+                sm.pause(session, "interrupted (Ctrl-C)")
             events.append(event("session_paused", session, reason="interrupted"))
         commit(store, session, events)
     return Outcome(session, record, result)
