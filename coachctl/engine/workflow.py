@@ -593,6 +593,7 @@ def slugify(text: str) -> str:
 
 _MASK = "\0"  # stands for one placeholder while scanning; a NUL in `run` is refused first
 _WORD_BREAKS = " \t\n;&|()<>"
+_CONTINUING = ("top", "cmdsub", "dq", "brace", "arith")  # where backslash-newline is removed
 _PLACES = {
     "sq": "inside single quotes",
     "dq": "inside double quotes",
@@ -604,6 +605,13 @@ _PLACES = {
 }
 
 
+def _join_continuations(text: str, at: int) -> str:
+    """Remove every backslash-newline starting at `at`."""
+    while text.startswith("\\\n", at):
+        text = text[:at] + text[at + 2 :]
+    return text
+
+
 def _unsafe_placeholder(template: str) -> str | None:
     """Why a placeholder in `run` would not be safely quoted, or None when all are.
 
@@ -611,6 +619,8 @@ def _unsafe_placeholder(template: str) -> str | None:
     inside double quotes `'$(cmd)'` still runs cmd, and in a comment a newline ends it. This
     scans the shell syntax around each placeholder and errs on the side of refusing: after a
     here-document, or quotes inside `${...}`, it stops tracking and refuses later placeholders.
+    It assumes the template is valid `sh` syntax: a POSIX shell (what `shell=True` runs) exits on
+    a syntax error, while plain `bash -c` would resume at the next line, inside a value.
     """
     if _MASK in template:
         return "contains a NUL byte"
@@ -634,7 +644,6 @@ def _unsafe_placeholder(template: str) -> str | None:
 
     while i < n:
         c = text[i]
-        nxt = text[i + 1 : i + 2]
         kind = stack[-1][0]
         if c == _MASK:
             where = lost or _PLACES.get(kind)
@@ -644,6 +653,23 @@ def _unsafe_placeholder(template: str) -> str | None:
             prev = "x"
             i += 1
             continue
+        if kind in _CONTINUING:
+            # A line continuation vanishes before the shell reads tokens (`<\<newline><` is `<<`,
+            # `$\<newline>{{ v }}` is `$'...'`): join them, but never after a character that
+            # starts a single-quoted string or a comment, where a backslash is just a character.
+            if c == "\\" and text.startswith("\n", i + 1):
+                text = text[:i] + text[i + 2 :]
+                n = len(text)
+                continue
+            opens_plain = kind in ("top", "cmdsub") and (
+                c == "'" or (c == "#" and prev in _WORD_BREAKS)
+            )
+            if c != "\\" and not opens_plain:
+                text = _join_continuations(text, i + 1)
+                if text[i : i + 2] in ("$(", "<<"):
+                    text = _join_continuations(text, i + 2)
+                n = len(text)
+        nxt = text[i + 1 : i + 2]
         if nxt == _MASK and c in "\\$":
             if kind in ("sq", "comment", "arith"):
                 pass  # the mask is met next and refused by its own context
@@ -661,7 +687,9 @@ def _unsafe_placeholder(template: str) -> str | None:
             elif c == "`":
                 stack.append(["bt", 0])
             elif c == "$" and nxt == "'":
+                # bash reads $'...' with backslash escapes, dash as `$` then '...': unknowable
                 stack.append(["ansi", 0])
+                lost = lost or "after a $'...' string"
                 step = 2
             elif c == "$" and nxt == '"':
                 stack.append(["dq", 0])
@@ -680,9 +708,7 @@ def _unsafe_placeholder(template: str) -> str | None:
             elif c == "(" and nxt == "(":
                 stack.append(["arith", 2])
                 step = 2
-            elif text.startswith("<<<", i):
-                step = 3
-            elif c == "<" and nxt == "<":
+            elif c == "<" and nxt == "<":  # also bash's <<<, which dash reads as a here-document
                 lost = lost or "after a here-document (<<)"
                 step = 2
             elif c == "#" and prev in _WORD_BREAKS:
@@ -741,6 +767,7 @@ def _unsafe_placeholder(template: str) -> str | None:
                 lost = lost or "after a ${...} holding quotes or commands"
         if step == 2 and nxt == _MASK:  # never skip over a placeholder
             step = 1
-        prev = text[i + step - 1]
+        # an escaped character is part of a word: no comment starts after it
+        prev = "x" if c == "\\" and step == 2 else text[min(i + step, n) - 1]
         i += step
     return None
