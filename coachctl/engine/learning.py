@@ -343,8 +343,9 @@ def after_write(store: Store, session: Mapping[str, Any]) -> list[dict[str, Any]
     with store.lock(lock_name(workflow_id)):
         try:
             pack = read_pack(store, workflow_id)
-        except StateError:
-            pack = recompute(store, workflow_id, keep=None)  # damaged derived state: rebuild it
+        except StateError:  # damaged derived state: rebuild it (this session included)
+            write_pack(store, recompute(store, workflow_id, keep=None))
+            return []
         if int(pack["folded"].get(str(session.get("id")), 0)) >= len(
             session.get("decisions") or []
         ):
@@ -489,9 +490,10 @@ def rows(pack: Mapping[str, Any], workflow: Workflow | None) -> list[dict[str, A
             )
         seen = False
         for item in found:
-            item["adopted"] = live and adopted.get("command") == item["correction"]
+            same = bool(adopted) and adopted.get("command") == item["correction"]
+            seen = seen or same
+            item["adopted"] = live and same
             if item["adopted"]:
-                seen = True
                 item["source"] = adopted.get("source", item["source"])
         if adopted and not seen:
             found.append(
