@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,7 +12,6 @@ from coachctl.commands._common import (
     interactive,
     no_input_option,
     print_state,
-    stream_to,
     var_option,
 )
 from coachctl.commands._output import output_options, to_json
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 @click.option("--start-at", metavar="STEP_ID", help="Begin at this step instead of the first.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; run nothing, write nothing.")
 @no_input_option
-@click.option("--force", is_flag=True, help="--mode auto even when not ready (never past max_level).")
+@click.option(
+    "--force", is_flag=True, help="--mode auto even when not ready (never past max_level)."
+)
 @output_options(("text", "json"))
 @click.pass_context
 def run(
@@ -69,49 +71,74 @@ def start_session(
     force: bool,
     fmt: str,
 ) -> None:
+    """Plan, check what `--mode auto` needs, then start and drive (or only print the plan)."""
     from coachctl.engine import actions
+    from coachctl.errors import UsageError
 
+    if force and mode != "auto":
+        raise UsageError("--force goes with --mode auto only")
     store = get_store(ctx)
     p = actions.plan(store, workflow, mode=mode, var_items=var_items, start_at=start_at)
-    if mode == "auto":
-        check_auto(p, force)
     if dry_run:
         print_plan(p, fmt)
+        if mode == "auto":
+            check_auto(p, force)  # the plan, then the same verdict a real run would give
         return
+    if mode == "auto":
+        check_auto(p, force)
+        if p.blocking:
+            names = ", ".join(s["step_id"] for s in p.blocking)
+            click.echo(f"coachctl: --force: running steps that are not ready: {names}", err=True)
     session = actions.start(store, p)
     drive(ctx, store, session, no_input=no_input, fmt=fmt)
 
 
-def check_auto(p: Plan, force: bool) -> None:
-    """`--mode auto` refuses a workflow that is not ready; --force never beats max_level."""
+def auto_blockers(p: Plan, force: bool) -> list[str]:
+    """Why `--mode auto` may not run each step from --start-at on ("id (why)"), in order.
+
+    A `max_level` ceiling and a step with nothing to run block even with --force.
+    """
     from coachctl.engine.metrics import LEVELS
+
+    metrics = {m["step_id"]: m for m in p.blocking}
+    out = []
+    for s in p.steps[p.start_at :]:
+        ceiling = s.get("max_level")
+        if ceiling and LEVELS.index(ceiling) < LEVELS.index("AUTO"):
+            out.append(f"{s['id']} (capped at {ceiling} by max_level; --force cannot lift it)")
+        elif not s.get("command"):
+            out.append(f"{s['id']} (no command to run yet: a person does it)")
+        elif s["id"] in metrics and not force:
+            out.append(f"{s['id']} ({metrics[s['id']]['reason']})")
+    return out
+
+
+def check_auto(p: Plan, force: bool) -> None:
+    """`--mode auto` refuses a workflow that is not ready (exit 1), naming every blocking step."""
     from coachctl.errors import NotReady
 
-    capped = [
-        s for s in p.steps[p.start_at :]
-        if s.get("max_level") and LEVELS.index(s["max_level"]) < LEVELS.index("AUTO")
-    ]
-    if capped:
-        names = ", ".join(f"{s['id']} (max_level {s['max_level']})" for s in capped)
-        raise NotReady(f"--mode auto refused: capped steps never run alone: {names}")
-    no_command = [s["id"] for s in p.steps[p.start_at :] if not s.get("command")]
-    if no_command:
+    blockers = auto_blockers(p, force)
+    if blockers:
+        hint = ""
+        if not force and any("max_level" not in b and "no command" not in b for b in blockers):
+            hint = " (--force runs steps that are merely not ready yet)"
         raise NotReady(
-            f"--mode auto refused: steps without a command to run: {', '.join(no_command)}"
+            f"--mode auto refused: {p.workflow.id} is not ready: {'; '.join(blockers)}{hint}"
         )
-    if p.blocking and not force:
-        names = ", ".join(f"{s['step_id']} ({s['reason']})" for s in p.blocking)
-        raise NotReady(f"--mode auto refused: not ready: {names} (--force to run anyway)")
 
 
 def print_plan(p: Plan, fmt: str) -> None:
+    """What `run` would do, step by step: level, how it runs, the filled-in command."""
     rows = [
         {
             "index": i + 1,
             "step_id": s["id"],
             "level": p.levels[i],
-            "runs": "skipped (before --start-at)" if i < p.start_at else _how(p.mode, p.levels[i], s),
+            "runs": "skipped (before --start-at)"
+            if i < p.start_at
+            else _how(p.mode, p.levels[i], s),
             "command": s.get("command"),
+            "source": s.get("source"),
             "instructions": s.get("instructions_text"),
         }
         for i, s in enumerate(p.steps)
@@ -124,6 +151,7 @@ def print_plan(p: Plan, fmt: str) -> None:
                     "mode": p.mode,
                     "dry_run": True,
                     "variables": p.variables,
+                    "start_at": p.steps[p.start_at]["id"] if p.start_at < len(p.steps) else None,
                     "steps": rows,
                 }
             )
@@ -133,48 +161,74 @@ def print_plan(p: Plan, fmt: str) -> None:
     for r in rows:
         click.echo(f"  {r['index']}. {r['step_id']} [{r['level']}] {r['runs']}")
         if r["command"]:
-            click.echo(f"       $ {r['command']}")
+            learned = f"   ({r['source']})" if r["source"] not in (None, "run") else ""
+            click.echo(f"       $ {r['command']}{learned}")
         if r["instructions"]:
             click.echo(f"       {r['instructions']}")
 
 
 def _how(mode: str, level: str, step: dict[str, Any]) -> str:
+    if not step.get("command") and mode != "observation":
+        return "a person does it and reports what they ran"
     if mode == "auto" or (mode == "mixed" and level == "AUTO"):
         return "runs alone"
-    if mode == "observation" or not step.get("command"):
-        return "a person does it and reports"
+    if mode == "observation":
+        return "a person does it and reports what they ran"
     return "asks a person"
 
 
+TAIL_LINES = 10
+
+
+class Progress:
+    """One line per step that runs unasked: `[3/7] build … ok 2.1s`.
+
+    On a terminal the head is printed when the step starts, so a long step shows what runs;
+    a failure adds the last lines of the step's output. With --format json it all goes to
+    stderr, keeping stdout for the JSON state.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self.err = fmt == "json"
+        stream = sys.stderr if self.err else sys.stdout
+        self.live = stream.isatty()
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        step = info["step"]
+        head = f"[{info['index'] + 1}/{info['total']}] {step['id']} …"
+        if info["phase"] == "start":
+            if self.live:
+                click.echo(head + " ", nl=False, err=self.err)
+            return
+        rec = info.get("record") or {}
+        ok = rec.get("outcome") != "failed"
+        dur = rec.get("duration")
+        took = f" {dur:.1f}s" if isinstance(dur, (int, float)) else ""
+        why = " timed out" if rec.get("timed_out") else f" exit {rec.get('exit_code')}"
+        verdict = "ok" if ok else f"FAILED ({why.strip()})"
+        click.echo(f"{verdict}{took}" if self.live else f"{head} {verdict}{took}", err=self.err)
+        if not ok:
+            tail = str(rec.get("output_tail") or "").rstrip("\n").splitlines()[-TAIL_LINES:]
+            for line in tail:
+                click.echo(f"    | {line}", err=self.err)
+
+
 def progress_line(info: dict[str, Any]) -> None:
-    """`[3/7] build … ok 2.1s` for a step that runs unasked."""
-    step = info["step"]
-    head = f"[{info['index'] + 1}/{info['total']}] {step['id']} …"
-    if info["phase"] == "start":
-        click.echo(head, err=False)
-        return
-    rec = info.get("record") or {}
-    ok = rec.get("outcome") != "failed"
-    dur = rec.get("duration")
-    took = f" {dur:.1f}s" if isinstance(dur, (int, float)) else ""
-    verdict = "ok" if ok else f"FAILED (exit {rec.get('exit_code')})"
-    click.echo(f"{head} {verdict}{took}")
+    """`[3/7] build … ok 2.1s` for a step that runs unasked (text output)."""
+    Progress("text")(info)
 
 
-def drive(
-    ctx: click.Context, store: Store, session: Session, *, no_input: bool, fmt: str
-) -> None:
-    """Run what may run alone, then hand over to a person (panel) or print the state."""
+def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool, fmt: str) -> None:
+    """Run what may run alone, then hand over to a person (panel) or print the state.
+
+    Steps that run unasked print one progress line each (their output is kept in the
+    session: `coachctl show`). `auto` stops at the first failure: the session is `failed`.
+    """
     from coachctl.engine import actions
     from coachctl.errors import Interrupted, StepFailed
 
     try:
-        out = actions.run_auto_steps(
-            store,
-            session,
-            stream=stream_to(fmt) if fmt == "text" else stream_to("json"),
-            progress=progress_line if fmt == "text" else None,
-        )
+        out = actions.run_auto_steps(store, session, stream=None, progress=Progress(fmt))
         session = out.session
         if out.interrupted:
             raise KeyboardInterrupt
@@ -185,8 +239,11 @@ def drive(
             return
         print_state(actions.state(store, session), fmt)
         if out.failed:
-            step = (out.record or {}).get("step_id")
-            raise StepFailed(f"step {step!r} failed (exit {(out.record or {}).get('exit_code')})")
+            rec = out.record or {}
+            raise StepFailed(
+                f"step {rec.get('step_id')!r} failed (exit {rec.get('exit_code')})"
+                + (f": session {session.id} failed" if session.status == "failed" else "")
+            )
     except KeyboardInterrupt:
         actions.pause_quietly(store, session.id, "interrupted (Ctrl-C)")
         raise Interrupted(

@@ -331,6 +331,8 @@ def run_auto_steps(
             return outcome
         if session.running is not None:
             return outcome  # interrupted or running elsewhere: a person decides
+        if session.last_attempt_failed():
+            return outcome  # a step that failed is never retried unasked (resume, panel)
         if session.mode == "mixed" and history.step_level(store, session, step) != "AUTO":
             return outcome
         if not step.get("command"):
