@@ -192,7 +192,9 @@ def decide(
     to_run: str | None = None
     with store.lock(sid):
         session = Session.from_dict(store.load_raw(sid))
-        step = sm.check_decidable(session, decision, step_guard=step_guard)
+        step = sm.check_decidable(
+            session, decision, step_guard=step_guard, by_auto=decided_by == "auto"
+        )
         if decision in sm.EXECUTING:
             to_run = correction if decision == "correct" else step.get("command")
         if to_run is None or no_exec:
