@@ -1,56 +1,511 @@
-"""The interactive panel: one step at a time, single keys, for a person at a terminal."""
+"""The interactive panel: one step at a time, single keys, for a person at a terminal.
+
+`run`, `coach` and `resume` hand over here (through `run.drive`) when a terminal is
+attached. A KeyboardInterrupt (Ctrl-C at the key prompt, at a text prompt, in the editor,
+or while a command runs) leaves this module as KeyboardInterrupt: `drive` pauses the
+session and exits 130, so nothing is lost.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from coachctl.commands._common import state_text, stream_to
-
 if TYPE_CHECKING:
+    from coachctl.engine.session import Session
     from coachctl.engine.store import Store
 
 KEYS = {"a": "accept", "r": "reject", "c": "correct", "m": "manual", "s": "skip"}
-HELP = "a accept · r reject · c correct · m manual · s skip · p/q pause · ? help"
+HELP = [
+    ("a", "accept: run the suggestion; its output streams here"),
+    ("r", "reject: do not run it (you may say why)"),
+    ("c", "correct: edit the command ($VISUAL/$EDITOR, else a prompt) and run that; empty cancels"),
+    ("m", "manual: you did the step yourself; say what you ran (optional) so coachctl learns it"),
+    ("s", "skip: leave the step out this time (counts neither way)"),
+    ("p, q", "pause and leave; `coachctl resume SESSION` comes back to this step"),
+    ("?", "this help"),
+    ("Ctrl-C", "pause and leave at any moment, even while a command runs (exit 130)"),
+]
+LEVEL_COLOURS = {"AUTO": "green", "COACHING": "yellow", "OBSERVATION": "magenta"}
+DONE_WORDS = {
+    "reject": "rejected",
+    "skip": "skipped",
+    "manual": "recorded as done by you",
+}
 
 
 def interact(ctx: click.Context, store: Store, session_id: str) -> None:
     """Loop over the session's steps until it ends or the person pauses."""
-    from coachctl.engine import actions
+    panel = Panel(store, session_id)
+    try:
+        panel.loop()
+    except KeyboardInterrupt:
+        click.echo()  # leave the prompt's line before drive's "interrupted" message
+        raise
+
+
+def colour_enabled() -> bool:
+    """Colour only on a terminal, never with NO_COLOR (https://no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()
+
+
+@dataclass
+class Trust:
+    """What the panel says about trust: the step on its exact command, and the workflow.
+
+    `step` is `metrics.step_metrics` of the session's step (None without a command);
+    `workflow` is `history.workflow_metrics` (None when the file is gone or invalid).
+    """
+
+    step: dict[str, Any] | None
+    workflow: dict[str, Any] | None
+
+
+def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
+    """Metrics for the step's exact command (the session's snapshot) and its workflow."""
+    from coachctl.engine import history, metrics
     from coachctl.errors import CoachctlError
 
-    while True:
-        session = actions.load(store, session_id)
-        state = actions.state(store, session)
-        click.echo(state_text(state).split("\nnext:")[0])
-        if state["step"] is None or state["status"] != "active":
-            return
-        click.echo(HELP)
-        key = click.getchar()
-        if key in ("p", "q"):
-            actions.pause(store, session_id, "paused from the panel")
-            click.echo(f"paused; continue with: coachctl resume {session_id}")
-            return
-        if key == "?":
-            continue
-        decision = KEYS.get(key)
-        if decision is None:
-            continue
-        kwargs: dict[str, str | None] = {}
-        if decision == "correct":
-            kwargs["correction"] = click.prompt("command", default=state["step"]["suggestion"] or "")
-        elif decision == "reject":
-            kwargs["feedback"] = click.prompt("feedback (optional)", default="", show_default=False) or None
-        elif decision == "manual":
-            kwargs["command"] = click.prompt("what did you run (optional)", default="", show_default=False) or None
+    wf: dict[str, Any] | None = None
+    try:
+        from coachctl.engine.workflow import load_workflow
+
+        workflow = load_workflow(session.workflow_path)
+        if workflow.id == session.workflow_id:
+            wf = history.workflow_metrics(store, workflow)
+    except (CoachctlError, OSError, TypeError):
+        wf = None
+    suggestion = step.get("suggestion")
+    if not suggestion:
+        return Trust(None, wf)
+    for s in (wf or {}).get("steps", []):
+        if s["step_id"] == step["id"] and s["suggestion"] == suggestion:
+            return Trust(s, wf)
+    decisions = [
+        d
+        for data in history.iter_sessions(store, session.workflow_id)
+        for d in data.get("decisions", [])
+        if isinstance(d, dict)
+    ]
+    kinds = history.step_kinds(decisions, str(step["id"]), suggestion)
+    rules = history.rules_of(session.coaching)
+    return Trust(
+        metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level")), wf
+    )
+
+
+def step_trust_text(m: Mapping[str, Any]) -> str:
+    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts)."""
+    n = int(m["suggestions"])
+    said = (
+        f"{m['accepted']}/{n} accepted on this command" if n else "no decisions on this command yet"
+    )
+    return f"{said} · {auto_text(m)}"
+
+
+def auto_text(m: Mapping[str, Any]) -> str:
+    if m.get("ready"):
+        return "ready for AUTO"
+    needed = m.get("accepts_needed")
+    if needed is not None:
+        return f"AUTO after {needed} more accept{'s' if needed != 1 else ''} in a row"
+    return f"never AUTO: {m.get('reason')}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def _conf(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def session_stats_text(stats: Mapping[str, Any]) -> str:
+    return (
+        f"session: {stats['accepted']} accepted, {stats['rejected']} rejected, "
+        f"{stats['corrected']} corrected, {stats['manual']} manual, {stats['skipped']} skipped, "
+        f"{stats['failed']} failed (acceptance {_pct(stats['acceptance_rate'])})"
+    )
+
+
+def workflow_stats_text(wf: Mapping[str, Any]) -> str:
+    """Rate, confidence, level, and what AUTO still needs for the whole workflow."""
+    head = (
+        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted "
+        f"({_pct(wf['acceptance_rate'])}), confidence {_conf(wf['confidence'])}, "
+        f"level {wf['level']}"
+    )
+    if wf["ready"]:
+        return f"{head}, ready for AUTO"
+    blocked = [s for s in wf["steps"] if not s["ready"]]
+    never = [s["step_id"] for s in blocked if s.get("accepts_needed") is None]
+    if never:
+        return f"{head}, AUTO blocked by {', '.join(never)} (see coachctl readiness)"
+    most = max(int(s["accepts_needed"]) for s in blocked)
+    return f"{head}, AUTO after {most} more fully accepted run{'s' if most != 1 else ''}"
+
+
+class Panel:
+    """One session on a terminal: draw the step, read a key, decide, repeat."""
+
+    def __init__(self, store: Store, session_id: str) -> None:
+        import shutil
+
+        self.store = store
+        self.sid = session_id
+        self.colour = colour_enabled()
+        self.width = max(40, shutil.get_terminal_size((80, 24)).columns)
+
+    # -- output ----------------------------------------------------------------------
+
+    def style(self, text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if self.colour else text
+
+    def echo(self, text: str = "", *, err: bool = False) -> None:
+        click.echo(text, err=err, color=self.colour)
+
+    def wrapped(self, text: str, first: str, rest: str, **kw: Any) -> None:
+        """Print `text` wrapped to the terminal width (never truncated), each line styled."""
+        import textwrap
+
+        lines: list[str] = []
+        for raw in text.splitlines() or [""]:
+            lines.extend(
+                textwrap.wrap(
+                    raw,
+                    width=max(20, self.width - len(rest) - 1),
+                    break_long_words=True,
+                    break_on_hyphens=False,
+                    drop_whitespace=True,
+                )
+                or [""]
+            )
+        for i, line in enumerate(lines):
+            self.echo((first if i == 0 else rest) + (self.style(line, **kw) if kw else line))
+
+    def warn(self, text: str) -> None:
+        self.echo(self.style(text, fg="red"), err=True)
+
+    # -- input -----------------------------------------------------------------------
+
+    def key(self, allowed: Sequence[str]) -> str:
+        prompt = "  ".join(self._key_label(k) for k in allowed) + "  > "
+        click.echo(prompt, nl=False, color=self.colour)
+        while True:
+            try:
+                ch = click.getchar()
+            except EOFError:  # Ctrl-D: leave the same way as q
+                ch = "q"
+            if ch in ("\r", "\n", " "):
+                continue
+            if ch in allowed or (ch == "q" and "p" in allowed):
+                return ch
+            self.echo()
+            self.echo(f"  {ch!r} does nothing here: press ? for help")
+            click.echo(prompt, nl=False, color=self.colour)
+
+    def _key_label(self, k: str) -> str:
+        words = {
+            "a": "accept",
+            "r": "reject",
+            "c": "correct",
+            "m": "manual",
+            "s": "skip",
+            "p": "pause",
+            "?": "help",
+        }
+        return f"[{self.style(k, bold=True)}] {words[k]}"
+
+    def ask(self, text: str) -> str:
+        """A line of text; Enter alone gives "". Ctrl-C/Ctrl-D here pause like anywhere."""
         try:
-            out = actions.decide(store, session_id, decision, stream=stream_to("text"), **kwargs)
+            value: str = click.prompt(text, default="", show_default=False, prompt_suffix=": ")
+        except click.Abort:
+            raise KeyboardInterrupt from None
+        return value.strip()
+
+    def correction(self, suggestion: str) -> str | None:
+        """The corrected command from $VISUAL/$EDITOR, else an inline prompt; None cancels."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if editor:
+            text = (
+                f"{suggestion}\n\n# Edit the command above, save and quit. Lines starting with #\n"
+                "# are ignored; an empty command cancels the correction.\n"
+            )
+            try:
+                result = click.edit(text, editor=editor, extension=".sh", require_save=False)
+            except click.ClickException as exc:
+                self.warn(f"  {exc.format_message()}: correction cancelled")
+                return None
+            lines = [
+                ln.rstrip() for ln in (result or "").splitlines() if not ln.lstrip().startswith("#")
+            ]
+            command = "\n".join(lines).strip()
+        else:
+            self.wrapped(suggestion, "  suggestion: ", "              ")
+            command = self.ask("  corrected command (empty cancels)")
+        if not command:
+            self.echo("  empty: correction cancelled")
+            return None
+        if command == suggestion:
+            self.echo("  unchanged: correction cancelled (press a to accept it as it is)")
+            return None
+        return command
+
+    # -- the loop --------------------------------------------------------------------
+
+    def loop(self) -> None:
+        from coachctl.engine import actions
+
+        while True:
+            session = actions.load(self.store, self.sid)
+            step = session.current_step
+            if session.status != "active" or step is None:
+                self.finish(session)
+                return
+            state = actions.state(self.store, session)
+            trust = trust_of(self.store, session, step)
+            self.draw(session, state, trust)
+            choice = self.choose(session, state)
+            if choice is None:
+                return
+            decision, kwargs = choice
+            if not self.decide(session, step, decision, kwargs):
+                continue
+            self.run_auto(session)
+
+    def draw(self, session: Session, state: Mapping[str, Any], trust: Trust) -> None:
+        step = state["step"]
+        total = state["progress"]["total"]
+        self.echo()
+        self.echo(self.style("-" * min(self.width - 1, 100), dim=True))
+        name = session.workflow_name
+        title = f"{session.workflow_id}" + (
+            f" ({name})" if name and name != session.workflow_id else ""
+        )
+        self.wrapped(
+            f"{title} · step {step['index'] + 1}/{total} · {session.mode} · session {session.id}",
+            "",
+            "  ",
+            bold=True,
+        )
+        label = step["name"] if step["name"] == step["id"] else f"{step['name']}  [{step['id']}]"
+        self.wrapped(label, "", "  ", bold=True)
+        level = step["level"]
+        level_text = self.style(level, fg=LEVEL_COLOURS.get(level), bold=True)
+        if trust.step is not None:
+            self.echo(f"  level {level_text} · " + step_trust_text(trust.step))
+        else:
+            self.echo(
+                f"  level {level_text} · no command yet: coachctl learns it from your reports"
+            )
+        if step.get("instructions"):
+            self.wrapped(step["instructions"], "  instructions: ", "                ")
+        observe = self.observing(session, step)
+        if step.get("suggestion"):
+            label = "  usually: $ " if observe else "  $ "
+            self.wrapped(step["suggestion"], label, " " * len(label), fg="cyan", bold=True)
+        status = step.get("status")
+        if status == "failed":
+            why = exit_text(_last_record(session))
+            self.echo(
+                self.style(f"  ! the last attempt failed ({why})", fg="red", bold=True)
+                + ": a retry, c correct, m manual, s skip"
+            )
+        elif status == "interrupted":
+            self.echo(
+                self.style("  ! interrupted while running: it may have run.", fg="red", bold=True)
+                + " a run again, m it is done (manual), s skip"
+            )
+        elif status == "running":
+            self.echo(self.style("  ... running in another process: wait, or press p", fg="yellow"))
+        if observe:
+            self.echo("  Do this step yourself, then press m to report what you ran (s skips it).")
+        self.stats(state, trust.workflow)
+
+    def stats(self, state: Mapping[str, Any], wf: Mapping[str, Any] | None) -> None:
+        """The live stats line: the session's counts, then the workflow's trust."""
+        self.wrapped(
+            session_stats_text(state["stats"]), self.style("  stats ", dim=True), "        "
+        )
+        if wf is not None:
+            self.wrapped(workflow_stats_text(wf), "        ", "        ")
+
+    def observing(self, session: Session, step: Mapping[str, Any]) -> bool:
+        return session.mode == "observation" or not step.get("suggestion")
+
+    def choose(
+        self, session: Session, state: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any]] | None:
+        """Read keys until a decision is made (its options asked), or None to pause."""
+        step = state["step"]
+        allowed = (
+            ["m", "s", "p", "?"]
+            if self.observing(session, step)
+            else ["a", "r", "c", "m", "s", "p", "?"]
+        )
+        while True:
+            ch = self.key(allowed)
+            if ch in ("p", "q"):
+                self.echo("pause")
+                self.pause(session, step)
+                return None
+            if ch == "?":
+                self.echo("help")
+                self.help()
+                continue
+            decision = KEYS[ch]
+            self.echo(decision)
+            kwargs: dict[str, Any] = {}
+            if decision == "correct":
+                command = self.correction(step["suggestion"])
+                if command is None:
+                    continue
+                kwargs["correction"] = command
+            elif decision == "reject":
+                kwargs["feedback"] = self.ask("  why (optional, Enter to skip)") or None
+            elif decision == "manual":
+                kwargs["command"] = (
+                    self.ask("  what did you run? (optional, Enter to skip)") or None
+                )
+            return decision, kwargs
+
+    def help(self) -> None:
+        self.echo("  keys (no Enter needed):")
+        for k, text in HELP:
+            self.wrapped(text, f"    {k:<7}", " " * 11)
+
+    def pause(self, session: Session, step: Mapping[str, Any]) -> None:
+        from coachctl.engine import actions
+
+        actions.pause(self.store, self.sid, "paused from the panel")
+        self.echo(
+            f"paused at step {step['index'] + 1}/{len(session.steps)} ({step['id']}); "
+            f"continue with: coachctl resume {self.sid}"
+        )
+
+    def decide(
+        self, session: Session, step: Mapping[str, Any], decision: str, kwargs: dict[str, Any]
+    ) -> bool:
+        """Make the decision, streaming a command's output; False if it was refused."""
+        from coachctl.engine import actions
+        from coachctl.errors import CoachctlError
+
+        to_run = kwargs.get("correction") if decision == "correct" else step.get("command")
+        if decision in ("accept", "correct") and to_run:
+            self.wrapped(str(to_run), self.style("  running: $ ", dim=True), "             ")
+        out_stream = LineTracker()
+        try:
+            out = actions.decide(
+                self.store,
+                self.sid,
+                decision,
+                step_guard=str(step["id"]),
+                stream=out_stream,
+                **kwargs,
+            )
         except CoachctlError as exc:
-            click.echo(f"coachctl: {exc}", err=True)
-            continue
+            self.warn(f"coachctl: {exc}")
+            return False
+        out_stream.close()
+        rec = out.record or {}
+        if out.interrupted:
+            self.echo()  # the terminal echoed ^C mid-line
+            self.echo(self.style("  interrupted: outcome recorded, session paused", fg="red"))
+            raise KeyboardInterrupt
+        if rec.get("executed"):
+            took = _took(rec.get("duration"))
+            if out.failed:
+                why = exit_text(rec)
+                self.echo(
+                    self.style(f"  FAILED: {why}{took}", fg="red", bold=True)
+                    + " · a retry, c correct, m manual, s skip"
+                )
+            else:
+                verb = "corrected and ran" if decision == "correct" else "ok"
+                self.echo(self.style(f"  {verb}: exit 0{took}", fg="green"))
+        else:
+            word = DONE_WORDS.get(decision, decision)
+            if decision == "manual" and rec.get("command"):
+                word += f": {rec['command']}"
+            self.wrapped(word, "  ", "    ")
+        return True
+
+    def run_auto(self, session: Session) -> None:
+        """In mixed sessions, run the AUTO steps that follow the decision, one line each."""
+        from coachctl.commands.run import progress_line
+        from coachctl.engine import actions
+
+        fresh = actions.load(self.store, self.sid)
+        if fresh.mode not in ("mixed", "auto") or fresh.status != "active":
+            return
+        # Like `drive`: one line per step; the output is kept in the session (`coachctl show`).
+        out = actions.run_auto_steps(self.store, fresh, stream=None, progress=progress_line)
         if out.interrupted:
             raise KeyboardInterrupt
-        drive_out = actions.run_auto_steps(store, out.session, stream=stream_to("text"))
-        if drive_out.interrupted:
-            raise KeyboardInterrupt
+
+    def finish(self, session: Session) -> None:
+        from coachctl.engine import actions
+
+        state = actions.state(self.store, session)
+        self.echo()
+        done = state["progress"]
+        if session.status == "completed":
+            head = self.style(f"session {session.id} completed", fg="green", bold=True)
+            self.echo(f"{head}: {done['total']}/{done['total']} steps · coachctl show {session.id}")
+        else:
+            self.echo(f"session {session.id} is {session.status}")
+            if session.status == "paused":
+                self.echo(f"continue with: coachctl resume {session.id}")
+        wf: dict[str, Any] | None = trust_of(self.store, session, {}).workflow
+        self.stats(state, wf)
+
+
+class LineTracker:
+    """The live output stream of a command; makes sure the panel starts on a fresh line."""
+
+    def __init__(self) -> None:
+        from coachctl.commands._common import stream_to
+
+        self.write = stream_to("text")
+        self.last = b"\n"
+
+    def __call__(self, chunk: bytes) -> None:
+        if chunk:
+            self.write(chunk)
+            self.last = chunk[-1:]
+
+    def close(self) -> None:
+        if self.last != b"\n":
+            self.write(b"\n")
+            self.last = b"\n"
+
+
+def _took(duration: Any) -> str:
+    return f" in {duration:.1f}s" if isinstance(duration, (int, float)) else ""
+
+
+def exit_text(rec: Mapping[str, Any]) -> str:
+    """`exit 3`, `timed out`, or `killed by signal 2` (subprocess gives -N for a signal)."""
+    code = rec.get("exit_code")
+    if rec.get("timed_out"):
+        return "timed out"
+    if isinstance(code, int) and code < 0:
+        return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+def _last_record(session: Session) -> Mapping[str, Any]:
+    step_id = (session.current_step or {}).get("id")
+    for d in reversed(session.decisions):
+        if d.get("step_id") == step_id:
+            record: Mapping[str, Any] = d
+            return record
+    return {}
