@@ -1,0 +1,76 @@
+"""`stats`: how far people trust each workflow's (or step's) suggestions (CONTRACT §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+from coachctl.commands._common import get_store
+from coachctl.commands._output import emit_rows, output_options
+
+COUNTS = ("suggestions", "accepted", "rejected", "corrected", "manual", "failed", "skipped")
+WORKFLOW_COLUMNS = (
+    "workflow_id", "level", "ready", "sessions", *COUNTS, "acceptance_rate", "confidence", "trend",
+)  # fmt: skip
+STEP_COLUMNS = (
+    "workflow_id", "step_id", "level", "ready", *COUNTS, "acceptance_rate", "confidence",
+    "accepts_needed", "reason",
+)  # fmt: skip
+GLOBAL_ID = "(all)"
+BY_CHOICES = ("workflow", "step")
+
+
+def warn_unreadable(bad: Sequence[Any]) -> None:
+    """One stderr line per unreadable session file, naming it (they are left out)."""
+    for b in bad:
+        click.echo(f"coachctl: warning: left out {b.reason}", err=True)
+
+
+def workflow_rows(objects: Sequence[Mapping[str, Any]], by: str) -> list[dict[str, Any]]:
+    """Flat rows for a table or CSV: one per workflow, or one per step."""
+    from coachctl.engine.metrics import sparkline
+
+    rows: list[dict[str, Any]] = []
+    for w in objects:
+        if by == "step":
+            rows.extend({"workflow_id": w["workflow_id"], **s} for s in w["steps"])
+        else:
+            rows.append({**w, "trend": sparkline(w.get("trend") or [])})
+    return rows
+
+
+@click.command()
+@click.argument("workflows", nargs=-1)
+@click.option("--by", default="workflow", show_default=True, metavar="workflow|step",
+              help="One row per workflow or per step.")  # fmt: skip
+@output_options()
+@click.pass_context
+def stats(
+    ctx: click.Context, workflows: tuple[str, ...], by: str, fmt: str, table_format: str
+) -> None:
+    """Acceptance, confidence and level per workflow (or step), with a global row.
+
+    Counts only decisions on each step's current command, its most recent `window` of them,
+    because trust is earned by the exact command that will run. The trend column shows the
+    acceptance rate of the workflow's last 20 sessions.
+    """
+    from coachctl.engine import history
+    from coachctl.errors import UsageError
+
+    if by not in BY_CHOICES:
+        raise UsageError(f"invalid --by: {by} (expected workflow or step)")
+    rep = history.report(get_store(ctx), workflows)
+    for line in rep.warnings:
+        click.echo(f"coachctl: warning: {line}", err=True)
+    warn_unreadable(rep.bad)
+    if fmt == "json":
+        emit_rows([], (), fmt, json_obj=rep.to_json())
+        return
+    rows = workflow_rows(rep.workflows, by)
+    rows.append({"workflow_id": GLOBAL_ID, **rep.global_})
+    columns: Sequence[str] = STEP_COLUMNS if by == "step" else WORKFLOW_COLUMNS
+    if fmt == "csv":
+        columns = [c for c in columns if c != "trend"]
+    emit_rows(rows, columns, fmt, table_format)
