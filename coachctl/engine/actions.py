@@ -52,14 +52,44 @@ def load(store: Store, ref: str) -> Session:
 
 
 def commit(store: Store, session: Session, events: Sequence[Mapping[str, Any]] = ()) -> None:
-    """Save the session file (atomic), then bring the derived state up to date."""
+    """Save the session file (atomic), then bring the derived state up to date.
+
+    The session file is the commit point: once it is written the decision is made, so a
+    derived write that fails after it (events log, pack, index; disk full, lock timeout) is a
+    warning on stderr, never an error exit that would make a script decide again.
+    """
     data = session.to_dict()
     store.save_raw(data)
     from coachctl.engine import history, learning
+    from coachctl.errors import CoachctlError
 
-    extra = history.after_write(store, data)
-    extra += learning.after_write(store, data)
-    store.append_events([*events, *extra])
+    try:
+        extra = history.after_write(store, data)
+        extra += learning.after_write(store, data)
+        store.append_events([*events, *extra])
+    except (CoachctlError, OSError) as exc:
+        warn(
+            f"coachctl: warning: session {session.id} was saved, but not its derived state: "
+            f"{exc} (coachctl doctor --repair)"
+        )
+
+
+def warn(message: str) -> None:
+    """The engine's one warning channel: the `coachctl` logger, else one line on stderr.
+
+    A program embedding the engine can take these by configuring that logger; the CLI does
+    not, so the line goes to stderr as every coachctl error does.
+    """
+    import logging
+
+    log = logging.getLogger("coachctl")
+    if log.handlers:
+        log.warning("%s", message)
+        return
+    import sys
+
+    sys.stderr.write(message.replace("\n", " ") + "\n")
+    sys.stderr.flush()
 
 
 def event(name: str, session: Session, **fields: Any) -> dict[str, Any]:

@@ -113,9 +113,14 @@ class Session:
         "pause_reason",
     )
 
+    _REQUIRED = ("id", "workflow_id", "mode", "status", "cursor", "steps")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Session:
         """Load a session file's object; optional fields may be missing (older writers)."""
+        missing = [k for k in cls._REQUIRED if k not in data]
+        if missing:
+            raise StateError(f"session {data.get('id')!r} is damaged: no {', '.join(missing)}")
         try:
             kwargs = {k: data[k] for k in cls._FIELDS if k in data}
             extra = {k: v for k, v in data.items() if k not in cls._FIELDS}

@@ -181,7 +181,14 @@ class Store:
             raise SessionNotFound(f"unknown session: {session_id}") from None
         except OSError as exc:
             raise StateError(f"cannot read {path}: {_os_reason(exc)}") from exc
-        return parse_session_bytes(data, path)
+        obj = parse_session_bytes(data, path)
+        if obj["id"] != session_id:
+            # Saving it would write another session's file (its id names the file).
+            raise StateError(
+                f"unreadable session file {path}: it holds session {obj['id']!r}, "
+                f"not {session_id!r}"
+            )
+        return obj
 
     def save_raw(self, session: Mapping[str, Any]) -> None:
         self.ensure()
