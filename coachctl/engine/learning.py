@@ -122,7 +122,7 @@ def write_pack(store: Store, pack: Mapping[str, Any]) -> None:
     path = pack_path(store, str(pack["workflow_id"]))
     store.ensure()
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    data = json.dumps(pack, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    data = json.dumps(pack, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     write_atomic(path, data + b"\n")
 
 
