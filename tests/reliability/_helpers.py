@@ -31,15 +31,14 @@ while done < count:
     attempts += 1
     if attempts > count * 200:
         sys.exit("worker: too many attempts")
-    show = runner.invoke(cli, ["--home", home, "show", sid, "--format", "json"])
-    if show.exit_code != 0:
-        sys.exit(f"worker: show exit {show.exit_code}: {show.stderr}")
-    state = json.loads(show.stdout)
+    # Readers take no lock: a session file is always whole (atomic replace).
+    with open(f"{home}/sessions/{sid}.json", "rb") as fh:
+        state = json.loads(fh.read())
     if state["status"] == "paused":
         continue
-    if state["step"] is None:
+    if state["cursor"] >= len(state["steps"]):
         sys.exit("worker: session ran out of steps")
-    step = state["step"]["id"]
+    step = state["steps"][state["cursor"]]["id"]
     d = decision
     if decision in ("mix", "mixexec"):
         d = rng.choice(["skip", "reject", "accept", "manual"])
