@@ -45,6 +45,13 @@ def how_to_decide(state: Mapping[str, Any]) -> list[str]:
     if step is None or state["status"] != "active":
         return []
     guard = f" --step {step['id']}"
+    if state["mode"] in ("mixed", "auto") and step.get("level") == "AUTO" and step.get(
+        "status"
+    ) in ("pending", None):
+        return [
+            f"this step runs alone: coachctl resume {sid} --no-input",
+            f"or decide it yourself: coachctl decide {sid} accept{guard}",
+        ]
     if state["mode"] == "observation" or not step.get("suggestion"):
         return [
             f"report what you ran: coachctl decide {sid} manual --command 'CMD'{guard}",

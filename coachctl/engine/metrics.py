@@ -76,8 +76,11 @@ def classify(decision: Mapping[str, Any]) -> str | None:
     """The kind one decision record counts as, or None when it does not count at all.
 
     In an AUTO run (`decided_by == "auto"`) nobody judged the suggestion, so only a failure
-    says something; a success adds nothing (CONTRACT §5).
+    says something; a success adds nothing (CONTRACT §5). In an observation session
+    nothing was proposed, so a report there teaches a command but judges no suggestion.
     """
+    if decision.get("mode") == "observation":
+        return None
     failed = decision.get("outcome") == "failed"
     if decision.get("decided_by") == "auto":
         return "failed" if failed else None

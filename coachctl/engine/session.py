@@ -302,6 +302,7 @@ def record_decision(
         "cursor": session.cursor,
         "decision": decision,
         "suggestion": step.get("suggestion"),
+        "mode": session.mode,
         "command": command,
         "exit_code": exit_code,
         "outcome": outcome,

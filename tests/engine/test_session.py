@@ -174,3 +174,15 @@ def test_decided_by_uses_coachctl_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COACHCTL_USER")
     monkeypatch.setenv("LOGNAME", "bob")
     assert sm.current_user() == "bob"
+
+
+
+def test_observation_reports_are_no_verdict_on_the_suggestion() -> None:
+    """Nothing was proposed in observation mode, so a report there does not cost trust."""
+    from coachctl.engine.metrics import classify
+
+    s = make(mode="observation")
+    rec = decide(s, "manual", command="echo mine")
+    assert rec["mode"] == "observation" and classify(rec) is None
+    c = make(mode="coaching")
+    assert classify(decide(c, "manual", command="echo mine")) == "manual"
