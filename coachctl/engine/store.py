@@ -81,6 +81,13 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise StorageError(f"cannot write {path}: {_os_reason(exc)}") from exc
 
 
+def _read_nofollow(path: Path) -> bytes:
+    """Read a file that is not a symlink (ELOOP if it is)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
 def _os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
@@ -176,10 +183,12 @@ class Store:
         """Read and parse one session file; unreadable or foreign files are exit 2."""
         path = self.session_path(session_id)
         try:
-            data = path.read_bytes()
+            data = _read_nofollow(path)
         except FileNotFoundError:
             raise SessionNotFound(f"unknown session: {session_id}") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink could show a file from outside the home
+                raise StateError(f"unreadable session file {path}: a symlink (refused)") from None
             raise StateError(f"cannot read {path}: {_os_reason(exc)}") from exc
         obj = parse_session_bytes(data, path)
         if obj["id"] != session_id:

@@ -498,6 +498,9 @@ def resolve_workflow_path(ref: str, home: Path) -> Path:
         for suffix in (".yaml", ".yml"):
             candidate = Path(home) / "workflows" / f"{ref}{suffix}"
             if candidate.is_file():
+                real, root = os.path.realpath(candidate), os.path.realpath(home)
+                if os.path.commonpath([real, root]) != root:
+                    raise UsageError(f"refused: {candidate} is a symlink pointing out of {home}")
                 return candidate
     raise UsageError(f"unknown workflow: {ref} (no file, and no workflows/{ref}.yaml in {home})")
 
