@@ -47,6 +47,26 @@ def run_command(
 ) -> ExecResult:
     """Run `command` with the shell; return its exit code, duration and output tail."""
     start = time.monotonic()
+    interrupted = False
+    previous = None
+    in_main = threading.current_thread() is threading.main_thread()
+    forward = not (sys.stdin and sys.stdin.isatty())
+    holder: list[subprocess.Popen[bytes]] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        # Without a terminal the signal came from `kill`, not the tty: pass it on.
+        if forward and holder and holder[0].poll() is None:
+            with contextlib.suppress(OSError):
+                holder[0].send_signal(signal.SIGINT)
+
+    if in_main:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        # A Ctrl-C between fork and exec would be eaten by the child's copy of our handler
+        # and the command would run on. Keep SIGINT blocked over the fork; the child puts
+        # the default action back before unblocking, so a pending Ctrl-C ends it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         proc = subprocess.Popen(
             command,
@@ -55,25 +75,16 @@ def run_command(
             stderr=subprocess.STDOUT,
             cwd=cwd,
             env=env,
+            preexec_fn=_child_signals if in_main else None,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
+        if in_main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.signal(signal.SIGINT, previous or signal.default_int_handler)
         return ExecResult(None, time.monotonic() - start, "", error=f"cannot start: {exc}")
-
-    interrupted = False
-    previous = None
-    in_main = threading.current_thread() is threading.main_thread()
-    forward = not (sys.stdin and sys.stdin.isatty())
-
-    def on_sigint(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        # Without a terminal the signal came from `kill`, not the tty: pass it on.
-        if forward and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGINT)
-
+    holder.append(proc)
     if in_main:
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     tail = bytearray()
     timed_out = False
     deadline = None if timeout is None else start + timeout
@@ -111,8 +122,8 @@ def run_command(
     finally:
         sel.close()
         proc.stdout.close()
-        if in_main and previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        if in_main:
+            signal.signal(signal.SIGINT, previous or signal.default_int_handler)
     return ExecResult(
         exit_code=proc.returncode,
         duration=time.monotonic() - start,
@@ -120,6 +131,11 @@ def run_command(
         timed_out=timed_out,
         interrupted=interrupted,
     )
+
+
+def _child_signals() -> None:  # pragma: no cover - runs in the forked child
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
