@@ -455,10 +455,15 @@ def cancel(store: Store, ref: str) -> Session:
 
 
 def session_counts(session: Session) -> dict[str, Any]:
-    """The session's own counts for the state object (every decision, no window)."""
+    """What happened in this session (every decision, no window), for the state object.
+
+    Unlike trust metrics, an observation session's reports show here as `manual`: this
+    is the session's own tally, not a verdict on any suggestion.
+    """
     from coachctl.engine.metrics import classify, counts, rate, round_metric
 
-    kinds = [k for k in (classify(d) for d in session.decisions) if k is not None]
+    tallied = (classify({**d, "mode": None}) for d in session.decisions)
+    kinds = [k for k in tallied if k is not None]
     c: dict[str, Any] = counts(kinds)
     c["acceptance_rate"] = round_metric(rate(c))
     return c

@@ -103,3 +103,14 @@ def test_invalid_workflow_reports_path_and_line(cli: Cli, home: Path) -> None:
 def test_start_at(cli: Cli) -> None:
     state = cli.json("run", "hello", "--start-at", "look", "--mode", "coaching")
     assert state["step"]["id"] == "look" and state["progress"]["done"] == 2
+
+
+def test_observation_reports_tally_in_the_session_but_not_in_trust(cli: Cli, home: Path) -> None:
+    sid = cli.json("run", "incident-triage", "--mode", "observation")["session_id"]
+    state = json.loads(
+        cli("decide", sid, "manual", "--command", "uptime", "--format", "json").stdout
+    )
+    assert state["stats"]["manual"] == 1
+    stats = cli.json("stats", "incident-triage", "--by", "step")
+    uptime = next(s for s in stats["workflows"][0]["steps"] if s["step_id"] == "uptime")
+    assert uptime["manual"] == 0 and uptime["suggestions"] == 0
