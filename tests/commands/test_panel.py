@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -247,15 +248,44 @@ def test_ctrl_c_at_a_text_prompt_pauses_and_exits_130(home: Path) -> None:
     assert only_session(home)["decisions"] == []
 
 
+def descendant(pid: int, argv: list[str], timeout: float = 10.0) -> int:
+    """Wait until a descendant of `pid` runs exactly `argv`; its pid (seen in /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parents: dict[int, int] = {}
+        found: list[int] = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[:-1]
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+            if [c.decode() for c in cmd] == argv:
+                found.append(int(entry))
+        for p in found:
+            up = p
+            while up in parents and up != pid:
+                up = parents[up]
+            if up == pid:
+                return p
+        time.sleep(0.05)
+    raise AssertionError(f"no {argv} under pid {pid}")
+
+
 def test_ctrl_c_while_a_command_runs(home: Path) -> None:
-    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: echo $((6*7))-started; sleep 30\n")
+    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: sleep 30\n")
     t = Pty(home, "coach", "slow")
     t.key("a")
-    t.expect("42-started")  # the output, not the command line: it really runs
+    t.expect("running: $ sleep 30")
+    sleeper = descendant(t.child.pid, ["sleep", "30"])  # the command really runs
     t.child.sendintr()
     t.expect("interrupted: outcome recorded, session paused")
     t.expect("paused; continue with: coachctl resume ")
     assert t.exit_code() == 130
+    assert not Path(f"/proc/{sleeper}").exists()
     data = only_session(home)
     assert (data["status"], data["running"], data["cursor"]) == ("paused", None, 0)
     assert [(d["decision"], d["exit_code"], d["outcome"]) for d in data["decisions"]] == [
@@ -407,3 +437,21 @@ def test_ctrl_c_in_the_editor_pauses_and_exits_130(home: Path, tmp_path: Path) -
     assert t.exit_code() == 130
     data = only_session(home)
     assert (data["status"], data["cursor"], data["decisions"]) == ("paused", 0, [])
+
+
+def test_a_step_whose_process_died_asks_a_person(home: Path) -> None:
+    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: echo $((6*7))-started; sleep 30\n")
+    t = Pty(home, "coach", "slow")
+    t.key("a")
+    t.expect("42-started")
+    t.child.kill(9)  # coachctl dies mid-run, its lock long released
+    t.child.close(force=True)
+    data = only_session(home)
+    assert (data["status"], data["running"]["step_id"]) == ("active", "nap")
+
+    t = Pty(home, "resume", data["id"])
+    t.expect("! interrupted while running: it may have run. a run again, m it is done (manual)")
+    t.key("s")
+    t.expect(" completed: 1/1 steps")
+    assert t.exit_code() == 0
+    assert [d["decision"] for d in only_session(home)["decisions"]] == ["skip"]
