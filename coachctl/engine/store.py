@@ -83,8 +83,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 def _read_nofollow(path: Path) -> bytes:
     """Read a file that is not a symlink (ELOOP if it is)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as fh:
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | nofollow)) as fh:
         return fh.read()
 
 
