@@ -176,7 +176,6 @@ def test_decided_by_uses_coachctl_user(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sm.current_user() == "bob"
 
 
-
 def test_observation_reports_are_no_verdict_on_the_suggestion() -> None:
     """Nothing was proposed in observation mode, so a report there does not cost trust."""
     from coachctl.engine.metrics import classify
