@@ -45,9 +45,11 @@ def how_to_decide(state: Mapping[str, Any]) -> list[str]:
     if step is None or state["status"] != "active":
         return []
     guard = f" --step {step['id']}"
-    if state["mode"] in ("mixed", "auto") and step.get("level") == "AUTO" and step.get(
-        "status"
-    ) in ("pending", None):
+    if (
+        state["mode"] in ("mixed", "auto")
+        and step.get("level") == "AUTO"
+        and step.get("status") in ("pending", None)
+    ):
         return [
             f"this step runs alone: coachctl resume {sid} --no-input",
             f"or decide it yourself: coachctl decide {sid} accept{guard}",
