@@ -82,23 +82,9 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
             wf = history.workflow_metrics(store, workflow)
     except (CoachctlError, OSError, TypeError):
         wf = None
-    suggestion = step.get("suggestion")
-    if not suggestion:
+    if not step.get("suggestion"):
         return Trust(None, wf)
-    for s in (wf or {}).get("steps", []):
-        if s["step_id"] == step["id"] and s["suggestion"] == suggestion:
-            return Trust(s, wf)
-    decisions = [
-        d
-        for data in history.iter_sessions(store, session.workflow_id)
-        for d in data.get("decisions", [])
-        if isinstance(d, dict)
-    ]
-    kinds = history.step_kinds(decisions, str(step["id"]), suggestion)
-    rules = history.rules_of(session.coaching)
-    return Trust(
-        metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level")), wf
-    )
+    return Trust(history.session_step_metrics(store, session, step), wf)
 
 
 def step_trust_text(m: Mapping[str, Any]) -> str:

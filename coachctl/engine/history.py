@@ -398,29 +398,47 @@ def _report(
 # -- levels and the write hook -------------------------------------------------------------
 
 
-def step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
-    """The level of a session's step on the suggestion it carries.
+def session_step_kinds(store: Store, session: Session, step: Mapping[str, Any]) -> list[str]:
+    """The windowed kinds on the exact suggestion a session's step carries.
 
     One indexed query; never scans the sessions folder (`decide` runs this on every call)
     unless the index is missing and has to be built once.
     """
     import sqlite3
 
-    suggestion = step.get("suggestion")
-    if not suggestion:
-        return metrics.level_of(False, False, step.get("max_level"))
     rules = _safe_rules(session.coaching)
+    suggestion, step_id = str(step.get("suggestion")), str(step["id"])
     idx = open_index(store)
     if idx is not None:
         try:
             if not idx.complete:
                 idx.refresh()
-            return idx.step_level(step, session.workflow_id, rules)
+            return idx.kinds(session.workflow_id, step_id, suggestion, rules.window)
         except sqlite3.DatabaseError as exc:
             forget_index(store, discard=not isinstance(exc, sqlite3.OperationalError))
         except Exception:  # the index is only a speed-up: never fail a decision on it
             forget_index(store)
-    return full_step_level(store, session, step)
+    decisions = [
+        d
+        for data in iter_sessions(store, session.workflow_id)
+        for d in data.get("decisions") or []
+        if isinstance(d, dict)
+    ]
+    kinds = step_kinds(decisions, step_id, suggestion)
+    return kinds[max(0, len(kinds) - rules.window) :]
+
+
+def session_step_metrics(store: Store, session: Session, step: Mapping[str, Any]) -> dict[str, Any]:
+    """CONTRACT §5 step metrics for the command a session's step carries (its snapshot)."""
+    suggestion = step.get("suggestion") or None
+    kinds = session_step_kinds(store, session, step) if suggestion else []
+    rules = _safe_rules(session.coaching)
+    return metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level"))
+
+
+def step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
+    """The level of a session's step on the suggestion it carries."""
+    return str(session_step_metrics(store, session, step)["level"])
 
 
 def full_step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
