@@ -70,7 +70,7 @@ class Trust:
 
 def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
     """Metrics for the step's exact command (the session's snapshot) and its workflow."""
-    from coachctl.engine import history, metrics
+    from coachctl.engine import history
     from coachctl.errors import CoachctlError
 
     wf: dict[str, Any] | None = None
