@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -40,13 +39,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
 class Settings:
-    """What the root options decide, handed to every subcommand through `ctx.obj`."""
+    """What the root options decide, handed to every subcommand through `ctx.obj`.
 
-    home_option: str | None
-    lock_timeout: float
-    debug: bool
+    (A plain class, not a dataclass: `dataclasses` pulls in `inspect`, which alone costs
+    more than a tenth of `coachctl --help`.)
+    """
+
+    def __init__(self, home_option: str | None, lock_timeout: float, debug: bool) -> None:
+        self.home_option = home_option
+        self.lock_timeout = lock_timeout
+        self.debug = debug
 
     def store(self) -> Any:
         from coachctl.engine.store import Store, resolve_home

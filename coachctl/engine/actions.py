@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coachctl.engine import session as sm
@@ -25,14 +24,19 @@ Stream = Callable[[bytes], None]
 Progress = Callable[[dict[str, Any]], None]
 
 
-@dataclass
 class Outcome:
     """What a decision (or an AUTO step) did: the session after it, and the run if any."""
 
-    session: Session
-    record: dict[str, Any] | None = None
-    result: ExecResult | None = None
-    auto_runs: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(
+        self,
+        session: Session,
+        record: dict[str, Any] | None = None,
+        result: ExecResult | None = None,
+    ) -> None:
+        self.session = session
+        self.record = record
+        self.result = result
+        self.auto_runs: list[dict[str, Any]] = []
 
     @property
     def failed(self) -> bool:
@@ -126,15 +130,26 @@ def snapshot_steps(
     return steps
 
 
-@dataclass
 class Plan:
-    workflow: Workflow
-    mode: str
-    variables: dict[str, str]
-    steps: list[dict[str, Any]]
-    start_at: int
-    levels: list[str]
-    blocking: list[dict[str, Any]]
+    """What `run` knows before it writes anything (what --dry-run prints)."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        mode: str,
+        variables: dict[str, str],
+        steps: list[dict[str, Any]],
+        start_at: int,
+        levels: list[str],
+        blocking: list[dict[str, Any]],
+    ) -> None:
+        self.workflow = workflow
+        self.mode = mode
+        self.variables = variables
+        self.steps = steps
+        self.start_at = start_at
+        self.levels = levels
+        self.blocking = blocking
 
 
 def plan(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from coachctl.engine import metrics
@@ -311,14 +310,20 @@ def workflow_metrics(
     )
 
 
-@dataclass
 class Report:
     """What `stats` and `readiness` print, plus what they must warn about."""
 
-    workflows: list[dict[str, Any]]
-    global_: dict[str, Any]
-    bad: list[BadFile] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        workflows: list[dict[str, Any]],
+        global_: dict[str, Any],
+        bad: list[BadFile] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.workflows = workflows
+        self.global_ = global_
+        self.bad: list[BadFile] = [] if bad is None else bad
+        self.warnings: list[str] = [] if warnings is None else warnings
 
     def to_json(self) -> dict[str, Any]:
         return {"workflows": self.workflows, "global": self.global_}
@@ -479,12 +484,19 @@ def after_write(store: Store, session: Mapping[str, Any]) -> list[dict[str, Any]
 TMP_GRACE_SECONDS = 60.0  # a younger temp file may belong to a writer that is still alive
 
 
-@dataclass
 class Finding:
-    kind: str  # unreadable, leftover, index, interrupted, repaired
-    message: str
-    problem: bool = True
-    session_id: str | None = None
+    """One line of `doctor`'s report."""
+
+    def __init__(
+        self, kind: str, message: str, problem: bool = True, session_id: str | None = None
+    ) -> None:
+        self.kind = kind  # unreadable, leftover, index, interrupted, repaired
+        self.message = message
+        self.problem = problem
+        self.session_id = session_id
+
+    def __repr__(self) -> str:
+        return f"Finding({self.kind!r}, {self.message!r}, problem={self.problem!r})"
 
     def to_json(self) -> dict[str, Any]:
         return {

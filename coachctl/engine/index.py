@@ -19,9 +19,8 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coachctl.engine import metrics
 from coachctl.engine.store import ID_RE, SESSION_SUFFIX, Store, parse_session_bytes
@@ -68,8 +67,7 @@ DecisionRow = tuple[str, int, str, str, "str | None", str, str]
 SessionRow = tuple[str, str, "str | None", int, int]
 
 
-@dataclass(frozen=True)
-class BadFile:
+class BadFile(NamedTuple):
     """A session file that cannot be read: left out of every metric, named to the user."""
 
     session_id: str
@@ -78,13 +76,15 @@ class BadFile:
     workflow_id: str | None = None
 
 
-@dataclass
 class RefreshResult:
-    scanned: bool = False
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    bad: list[BadFile] = field(default_factory=list)
+    """What a refresh saw (no dataclass: `decide` must not pay for `inspect`)."""
+
+    def __init__(self, scanned: bool = False) -> None:
+        self.scanned = scanned
+        self.added: list[str] = []
+        self.changed: list[str] = []
+        self.removed: list[str] = []
+        self.bad: list[BadFile] = []
 
 
 class IndexUnavailable(Exception):

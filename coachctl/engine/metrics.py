@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 LEVELS = ("OBSERVATION", "COACHING", "AUTO")
@@ -33,16 +32,54 @@ _EPS = 1e-12
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
-@dataclass(frozen=True)
 class Rules:
-    """A workflow's `coaching:` settings that decide readiness (defaults as in CONTRACT §2)."""
+    """A workflow's `coaching:` settings that decide readiness (defaults as in CONTRACT §2).
 
-    threshold: float = 0.85
-    min_decisions: int = 20
-    window: int = 50
-    strict: bool = True
+    Immutable value; a plain class because `dataclasses` costs `decide` its `inspect` import.
+    """
 
-    def __post_init__(self) -> None:
+    __slots__ = ("min_decisions", "strict", "threshold", "window")
+
+    threshold: float
+    min_decisions: int
+    window: int
+    strict: bool
+
+    def __init__(
+        self,
+        threshold: float = 0.85,
+        min_decisions: int = 20,
+        window: int = 50,
+        strict: bool = True,
+    ) -> None:
+        for name, value in (
+            ("threshold", threshold),
+            ("min_decisions", min_decisions),
+            ("window", window),
+            ("strict", strict),
+        ):
+            object.__setattr__(self, name, value)
+        self._check()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Rules is immutable (tried to set {name})")
+
+    def _key(self) -> tuple[float, int, int, bool]:
+        return (self.threshold, self.min_decisions, self.window, self.strict)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rules) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Rules(threshold={self.threshold!r}, min_decisions={self.min_decisions!r}, "
+            f"window={self.window!r}, strict={self.strict!r})"
+        )
+
+    def _check(self) -> None:
         # Nonsense rules would silently make every step ready (or none): refuse them early.
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold!r}")

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -56,13 +55,13 @@ def new_session_id(now: float | None = None) -> str:
     Sorting ids sorts sessions by start time, which is what `sessions` lists by.
     """
     ms = int((time.time() if now is None else now) * 1000)
-    return _base36(ms, 8) + "-" + _base36(secrets.randbelow(36**4), 4)
+    return _base36(ms, 8) + "-" + _base36(int.from_bytes(os.urandom(4), "big") % 36**4, 4)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` whole or not at all: a reader sees the old file or the new one."""
     fd = -1
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         view = memoryview(data)
