@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -92,6 +93,30 @@ class LazyGroup(click.Group):
 class RootGroup(LazyGroup):
     """Turns every CoachctlError into one stderr line and its exit code (CONTRACT §4)."""
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's own usage errors, too, become one line (`coachctl: …`) and exit 2."""
+        call = super().main
+        if not standalone_mode:
+            return call(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = call(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.ClickException as exc:
+            ctx: Any = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            click.echo(f"coachctl: {one_line(exc.format_message())}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("coachctl: aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -125,7 +150,15 @@ def report(exc: CoachctlError) -> None:
         import traceback
 
         traceback.print_exception(type(exc), exc, exc.__traceback__)
-    click.echo(message.replace("\n", " "), err=True)
+    click.echo(one_line(message), err=True)
+
+
+def one_line(text: str) -> str:
+    """Errors echo user input: never let it break the line or drive the terminal."""
+    return "".join(
+        " " if ch in "\n\r\t" else (f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch)
+        for ch in text
+    )
 
 
 def _silence_stdout() -> None:
@@ -139,7 +172,7 @@ def _silence_stdout() -> None:
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
-@click.group(cls=RootGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@click.group("coachctl", cls=RootGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--home",
     metavar="DIR",

@@ -34,7 +34,9 @@ def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
             wf = load_workflow(resolve_workflow_path(ref, store.home))
         except CoachctlError as exc:
             bad += 1
-            click.echo(str(exc), err=True)
+            from coachctl.cli import report
+
+            report(exc)
             continue
         click.echo(f"{wf.path}: ok ({wf.id}, {len(wf.steps)} steps)")
     if bad:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from coachctl.engine import session as sm
 from coachctl.engine.session import Session
 from coachctl.engine.store import Store, new_session_id
-from coachctl.errors import ConflictError, StorageError, UsageError
+from coachctl.errors import CoachctlError, ConflictError, StorageError, UsageError
 
 if TYPE_CHECKING:
     from coachctl.engine.executor import ExecResult
@@ -255,7 +255,12 @@ def decide(
             return Outcome(session, record)
         token = sm.mark_running(session, step, decision, to_run)
         store.save_raw(session.to_dict())
-    result = _execute(session, step, to_run, stream)
+    try:
+        result = _execute(session, step, to_run, stream)
+    except KeyboardInterrupt:
+        # Only possible before the executor took over SIGINT: the command never started.
+        _abandon(store, sid, token)
+        raise
     return _finish(store, sid, token, step, decision, to_run, feedback, by, result)
 
 
@@ -324,6 +329,19 @@ def _finish(
     return Outcome(session, record, result)
 
 
+def _abandon(store: Store, sid: str, token: str) -> None:
+    """Ctrl-C before our command started: drop the running mark and pause, quietly."""
+    try:
+        with store.lock(sid):
+            session = Session.from_dict(store.load_raw(sid))
+            if sm.clear_running(session, token):
+                if session.status == "active":
+                    sm.pause(session, "interrupted (Ctrl-C)")
+                commit(store, session, [event("session_paused", session, reason="interrupted")])
+    except (CoachctlError, OSError):
+        pass
+
+
 def _decision_events(session: Session, record: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = [
         event(
@@ -333,6 +351,7 @@ def _decision_events(session: Session, record: Mapping[str, Any]) -> list[dict[s
             decision=record["decision"],
             decided_by=record["decided_by"],
             outcome=record.get("outcome"),
+            **({"feedback": record["feedback"]} if record.get("feedback") else {}),
         )
     ]
     if record.get("executed"):

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coachctl.engine import metrics
-from coachctl.engine.store import ID_RE, SESSION_SUFFIX, Store, parse_session_bytes
+from coachctl.engine.store import (
+    ID_RE,
+    SESSION_SUFFIX,
+    Store,
+    _read_nofollow,
+    parse_session_bytes,
+)
 from coachctl.errors import CoachctlError, StateError
 
 if TYPE_CHECKING:
@@ -114,7 +120,7 @@ def read_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
 
 def read_session_file(path: Path) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
+        data = _read_nofollow(path)
     except OSError as exc:
         raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return read_session_bytes(data, path)

@@ -110,6 +110,9 @@ class Store:
         """Create `sessions/` owner-only: session files hold command output."""
         try:
             self.sessions_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = os.stat(self.sessions_dir)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(self.sessions_dir, 0o700)  # e.g. a checked-out sessions/ folder
             (self.sessions_dir / LOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {self.sessions_dir}: {_os_reason(exc)}") from exc
@@ -161,7 +164,7 @@ class Store:
 
         self.ensure()
         path = self.sessions_dir / LOCKS_DIR / f"{name}.lock"
-        lock = FileLock(str(path), timeout=self.lock_timeout)
+        lock = FileLock(str(path), timeout=self.lock_timeout, mode=0o600)
         try:
             lock.acquire()
         except Timeout:

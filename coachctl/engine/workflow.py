@@ -482,7 +482,14 @@ def find_workflows(home: Path) -> list[Path]:
     folder = Path(home) / "workflows"
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
+    root = os.path.realpath(home)
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.suffix in (".yaml", ".yml")
+        and p.is_file()
+        and os.path.commonpath([os.path.realpath(p), root]) == root
+    ]
     return sorted(found, key=lambda p: p.name)
 
 

@@ -207,3 +207,13 @@ def test_events_are_logged(cli: Cli, home: Path) -> None:
         for line in (home / "sessions" / "events.jsonl").read_text().splitlines()
     ]
     assert names[:3] == ["session_started", "decision", "step_executed"]
+
+
+def test_reject_feedback_reaches_the_event_log(cli: Cli, home: Path) -> None:
+    sid = cli.start()
+    cli("decide", sid, "reject", "--feedback", "wrong host")
+    events = [
+        json.loads(line) for line in (home / "sessions" / "events.jsonl").read_text().splitlines()
+    ]
+    decision = next(e for e in events if e["event"] == "decision")
+    assert decision["feedback"] == "wrong host"

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from coachctl.cli import COMMANDS, cli
+from tests.conftest import Cli
 
 
 def test_root_help_lists_every_command() -> None:
@@ -33,3 +34,18 @@ def test_version() -> None:
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert "coachctl" in result.stdout
+
+
+def test_click_usage_errors_are_one_line() -> None:
+    result = CliRunner().invoke(cli, ["decide"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "coachctl: Missing argument 'SESSION'. (see 'coachctl decide --help')\n"
+    )
+
+
+def test_control_characters_in_errors_are_escaped(cli: Cli) -> None:
+    result = cli("run", "hello", "--var", "a\x1b[31m")
+    assert result.exit_code == 2
+    assert "\x1b" not in result.stderr and "\\x1b[31m" in result.stderr
+    assert result.stderr.count("\n") == 1

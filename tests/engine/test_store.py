@@ -145,3 +145,14 @@ def test_events_round_trip_and_torn_lines(store: Store) -> None:
         fh.write(b"garbage\n")
     store.append_events([{"event": "d"}])
     assert [e["event"] for e in store.read_events(offset2)[0]] == ["d"]
+
+
+def test_lock_files_are_private_and_a_loose_sessions_folder_is_tightened(tmp_path: Path) -> None:
+    s = Store(tmp_path / "h2")
+    s.sessions_dir.mkdir(parents=True)
+    os.chmod(s.sessions_dir, 0o755)
+    with s.lock("abc"):
+        pass
+    assert stat.S_IMODE(s.sessions_dir.stat().st_mode) == 0o700
+    lock_file = s.sessions_dir / ".locks" / "abc.lock"
+    assert stat.S_IMODE(lock_file.stat().st_mode) & 0o077 == 0
