@@ -63,12 +63,13 @@ def commit(store: Store, session: Session, events: Sequence[Mapping[str, Any]] =
     warning on stderr, never an error exit that would make a script decide again.
     """
     data = session.to_dict()
-    store.save_raw(data)
+    before = store.sessions_stamp()  # lets the index vouch for this write (index.update)
+    written = store.save_raw(data)
     from coachctl.engine import history, learning
     from coachctl.errors import CoachctlError
 
     try:
-        extra = history.after_write(store, data)
+        extra = history.after_write(store, data, dir_before=before, written=written)
         extra += learning.after_write(store, data)
         store.append_events([*events, *extra])
     except (CoachctlError, OSError) as exc:

@@ -17,6 +17,8 @@ from coachctl.engine import metrics
 from coachctl.engine.store import Store
 
 if TYPE_CHECKING:
+    import os
+
     from coachctl.engine.index import BadFile, Index
     from coachctl.engine.session import Session
     from coachctl.engine.workflow import Step, Workflow
@@ -463,17 +465,26 @@ def full_step_level(store: Store, session: Session, step: Mapping[str, Any]) -> 
     return metrics.level_of(True, metrics.is_ready(c, rules), step.get("max_level"))
 
 
-def after_write(store: Store, session: Mapping[str, Any]) -> list[dict[str, Any]]:
+def after_write(
+    store: Store,
+    session: Mapping[str, Any],
+    *,
+    dir_before: str | None = None,
+    written: os.stat_result | None = None,
+) -> list[dict[str, Any]]:
     """Bring the index up to date after a session file was written; level_changed events.
 
-    Never fails the write it follows: if the index cannot be updated, the next refresh
-    notices the changed file by itself.
+    `dir_before` is the sessions folder's stamp taken just before the write and `written`
+    the stat of the written file (see `Index.update`). Never fails the write it follows: if
+    the index cannot be updated, the next refresh notices the changed file by itself.
     """
     idx = open_index(store)
     if idx is None:
         return []
     try:
-        return idx.update(session, _safe_rules(session.get("coaching")))
+        return idx.update(
+            session, _safe_rules(session.get("coaching")), dir_before=dir_before, written=written
+        )
     except Exception:
         forget_index(store)
         return []

@@ -11,6 +11,14 @@ added, removed or replaced, so a warm refresh costs one `stat`. Otherwise every 
 name, mtime_ns and size are compared with the table and only what differs is re-read. (A file
 rewritten in place, without touching the folder, is found by `doctor`, which compares
 everything.) Timestamps younger than a second are never trusted ("racy" entries are re-read).
+
+A coachctl write vouches for itself (`update`): when the folder's stamp just before the write
+is the one the index last saw, the index records the stamp after it as *pending*. The next
+refresh then only lists the folder (names and inodes, no `stat` per file): it must hold
+exactly the files the index knows, each with the inode the index recorded (a file replaced by
+a rename has a new inode); the racy entries are re-read. Anything else, e.g. a file a sync
+tool added during the write, or a writer killed between its write and its update, falls back
+to the full comparison.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from coachctl.engine.store import (
     SESSION_SUFFIX,
     Store,
     _read_nofollow,
+    dir_stamp,
     parse_session_bytes,
 )
 from coachctl.errors import CoachctlError, StateError
@@ -39,7 +48,8 @@ if TYPE_CHECKING:
 # sessions/ that tells a warm refresh nothing changed.
 INDEX_DIR = ".index"
 INDEX_FILE = "index.sqlite"
-SCHEMA = "1"
+SCHEMA = "2"
+PENDING = "pending:"  # meta 'dir' of a stamp vouched for by writers, checked by listing
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 BATCH = 2000
 TREND_SESSIONS = 20
@@ -49,7 +59,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHO
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL, status TEXT, accepted INTEGER NOT NULL,
-    suggestions INTEGER NOT NULL) WITHOUT ROWID;
+    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_wf ON sessions(workflow_id, id);
 CREATE TABLE IF NOT EXISTS decisions(
     session_id TEXT NOT NULL, seq INTEGER NOT NULL, workflow_id TEXT NOT NULL,
@@ -59,7 +69,7 @@ CREATE INDEX IF NOT EXISTS decisions_step
     ON decisions(workflow_id, step_id, suggestion, decided_at, session_id, seq, kind);
 CREATE TABLE IF NOT EXISTS bad(
     id TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
-    workflow_id TEXT, reason TEXT NOT NULL) WITHOUT ROWID;
+    workflow_id TEXT, reason TEXT NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS levels(
     workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, level TEXT NOT NULL,
     PRIMARY KEY(workflow_id, step_id)) WITHOUT ROWID;
@@ -305,33 +315,43 @@ class Index:
 
     def _dir_fingerprint(self) -> tuple[str, int]:
         st = os.stat(self.store.sessions_dir)
-        return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}", st.st_mtime_ns
+        return dir_stamp(st), st.st_mtime_ns
 
     def refresh(self, *, force_scan: bool = False) -> RefreshResult:
         """Bring the index up to date with the session files; never raises for a bad file."""
         result = RefreshResult()
         fingerprint, dir_mtime = self._dir_fingerprint()
-        if not force_scan and self.complete and self._meta("dir") == fingerprint:
+        seen = self._meta("dir") if not force_scan and self.complete else None
+        if seen == fingerprint or (
+            seen == PENDING + fingerprint and self._verify(result, fingerprint, dir_mtime)
+        ):
             self.refreshed_at = time.monotonic()
             return result
-        result.scanned = True
+        result = RefreshResult(scanned=True)
         now_ns = time.time_ns()
+        known = {
+            r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, mtime_ns, size FROM sessions")
+        }
+        known.update(
+            {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, mtime_ns, size FROM bad")}
+        )
+        # The per-file loop is the cost of a scan (100,000 files after every write), so it
+        # stays tight: a known id was checked against ID_RE when it entered the index.
         present: dict[str, tuple[int, int]] = {}
+        suffix, cut, valid = SESSION_SUFFIX, -len(SESSION_SUFFIX), ID_RE.match
         with os.scandir(self.store.sessions_dir) as entries:
             for entry in entries:
-                sid = session_id_of(entry.name)
-                if sid is None:
+                name = entry.name
+                if not name.endswith(suffix) or name[0] == ".":
+                    continue
+                sid = name[:cut]
+                if sid not in known and not valid(sid):
                     continue
                 try:
                     st = entry.stat()
                 except OSError:
                     continue
                 present[sid] = (st.st_mtime_ns, st.st_size)
-        known: dict[str, tuple[int, int]] = {}
-        for sid, mtime, size in self.db.execute("SELECT id, mtime_ns, size FROM sessions"):
-            known[sid] = (mtime, size)
-        for sid, mtime, size in self.db.execute("SELECT id, mtime_ns, size FROM bad"):
-            known[sid] = (mtime, size)
         stale = [sid for sid, st in present.items() if known.get(sid) != st]
         result.removed = sorted(set(known) - set(present))
         result.added = sorted(sid for sid in stale if sid not in known)
@@ -355,6 +375,44 @@ class Index:
         result.bad = self.bad_files()
         self.refreshed_at = time.monotonic()
         return result
+
+    def _verify(self, result: RefreshResult, fingerprint: str, dir_mtime: int) -> bool:
+        """The folder moved only by writes that vouched for themselves: check that by a
+        listing (no stat per file). False when anything differs: then scan everything."""
+        now_ns = time.time_ns()
+        known: dict[str, int] = dict(self.db.execute("SELECT id, ino FROM sessions"))
+        known.update(self.db.execute("SELECT id, ino FROM bad"))
+        unseen = len(known)
+        suffix, cut, get = SESSION_SUFFIX, -len(SESSION_SUFFIX), known.get
+        with os.scandir(self.store.sessions_dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(suffix) or name[0] == ".":
+                    continue
+                ino = get(name[:cut])
+                if ino is None:
+                    if ID_RE.match(name[:cut]):
+                        return False  # a file the index does not know
+                    continue  # not a session file name (session_id_of refuses it)
+                if ino != entry.inode():
+                    return False  # replaced (a rename brings a new inode), or not ours
+                unseen -= 1
+        if unseen:
+            return False  # removed
+        racy = [r[0] for r in self.db.execute("SELECT id FROM sessions WHERE mtime_ns < 0")]
+        racy += [r[0] for r in self.db.execute("SELECT id FROM bad WHERE mtime_ns < 0")]
+        clean = self._ingest(sorted(racy), now_ns) if racy else True
+        if self._dir_fingerprint()[0] != fingerprint:
+            return False  # moved while we looked
+        trusted = clean and now_ns - dir_mtime >= RACY_NS
+        with self._write() as db:
+            db.execute(
+                "UPDATE meta SET value=? WHERE key='dir' AND value=?",
+                (fingerprint if trusted else PENDING + fingerprint, PENDING + fingerprint),
+            )
+        result.changed = sorted(racy)
+        result.bad = self.bad_files()
+        return True
 
     def _ingest(self, ids: Sequence[str], now_ns: int) -> bool:
         """Re-read these files and replace their rows; False if any entry stays unsure."""
@@ -407,7 +465,7 @@ class Index:
                 clean &= mtime >= 0
                 if data is not None:
                     try:
-                        self._put(db, data, mtime, st.st_size)
+                        self._put(db, data, mtime, st.st_size, st.st_ino)
                         continue
                     except UnicodeEncodeError:
                         bad = BadFile(
@@ -419,8 +477,9 @@ class Index:
                 assert bad is not None
                 self._drop(db, sid)
                 db.execute(
-                    "INSERT OR REPLACE INTO bad VALUES(?,?,?,?,?)",
-                    (sid, mtime, st.st_size, bad.workflow_id, bad.reason),
+                    "INSERT OR REPLACE INTO bad(id, mtime_ns, size, workflow_id, reason, ino)"
+                    " VALUES(?,?,?,?,?,?)",
+                    (sid, mtime, st.st_size, bad.workflow_id, bad.reason, st.st_ino),
                 )
         return clean
 
@@ -430,15 +489,17 @@ class Index:
         db.execute("DELETE FROM decisions WHERE session_id=?", (sid,))
         db.execute("DELETE FROM bad WHERE id=?", (sid,))
 
-    def _put(self, db: sqlite3.Connection, data: Mapping[str, Any], mtime: int, size: int) -> None:
+    def _put(
+        self, db: sqlite3.Connection, data: Mapping[str, Any], mtime: int, size: int, ino: int
+    ) -> None:
         srow, drows = extract(data)
         db.execute("SAVEPOINT put")
         try:
             self._drop(db, srow[0])
             db.execute(
                 "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-                " suggestions) VALUES(?,?,?,?,?,?,?)",
-                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4]),
+                " suggestions, ino) VALUES(?,?,?,?,?,?,?,?)",
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino),
             )
             db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
         except BaseException:
@@ -449,20 +510,43 @@ class Index:
 
     # -- the incremental path -----------------------------------------------------------
 
-    def update(self, data: Mapping[str, Any], rules: metrics.Rules) -> list[dict[str, Any]]:
+    def update(
+        self,
+        data: Mapping[str, Any],
+        rules: metrics.Rules,
+        *,
+        dir_before: str | None = None,
+        written: os.stat_result | None = None,
+    ) -> list[dict[str, Any]]:
         """One session was just written: replace its rows (O(its decisions)), then compare
-        the levels of its steps with the last known ones; level_changed events for changes."""
+        the levels of its steps with the last known ones; level_changed events for changes.
+
+        `written` is the stat of the file as written (else the file is stat'ed now). With
+        `dir_before`, the folder's stamp taken just before the write: if the index had seen
+        exactly that stamp, this write vouches for the folder's new stamp as *pending* (the
+        next refresh checks it by a listing, see `_verify`), so the index stays in sync
+        without a scan of every file.
+        """
         sid = str(data["id"])
         path = self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"
-        try:
-            st = os.stat(path)
+        st: os.stat_result | None = written
+        if st is None:
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+        if st is None:
+            mtime, size, ino = -1, -1, -1
+        else:
             mtime, size = _stable_mtime(st.st_mtime_ns, time.time_ns()), st.st_size
-        except OSError:
-            mtime, size = -1, -1
+            ino = st.st_ino if written is not None else -1
         with self._write() as db:
-            self._put(db, data, mtime, size)
+            self._put(db, data, mtime, size, ino)
             if self._meta("complete") != "1":
                 return []  # levels from a partial index would be wrong: wait for a full scan
+            if dir_before is not None:
+                seen = self._meta("dir")
+                if seen in (dir_before, PENDING + dir_before):
+                    after, _ = self._dir_fingerprint()
+                    db.execute("UPDATE meta SET value=? WHERE key='dir'", (PENDING + after,))
             return self._levels(db, data, rules)
 
     def _levels(

@@ -58,8 +58,12 @@ def new_session_id(now: float | None = None) -> str:
     return _base36(ms, 8) + "-" + _base36(int.from_bytes(os.urandom(4), "big") % 36**4, 4)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` whole or not at all: a reader sees the old file or the new one."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
+    """Replace `path` whole or not at all: a reader sees the old file or the new one.
+
+    Returns the stat of what was written (inode, size, mtime: a rename keeps them), so the
+    index can record exactly this version even if someone replaces the file right after.
+    """
     fd = -1
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
     try:
@@ -69,6 +73,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
+        st = os.fstat(fd)
         os.close(fd)
         fd = -1
         os.replace(tmp, path)
@@ -78,6 +83,13 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StorageError(f"cannot write {path}: {_os_reason(exc)}") from exc
+    return st
+
+
+def dir_stamp(st: os.stat_result) -> str:
+    """A folder's identity and change time: equal stamps mean no entry was added, removed
+    or renamed in between (given the timestamp is older than its clock's tick)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def _read_nofollow(path: Path) -> bytes:
@@ -201,9 +213,17 @@ class Store:
             )
         return obj
 
-    def save_raw(self, session: Mapping[str, Any]) -> None:
+    def save_raw(self, session: Mapping[str, Any]) -> os.stat_result:
+        """Write a session file atomically; the stat of what was written."""
         self.ensure()
-        write_atomic(self.session_path(str(session["id"])), dump_session(session))
+        return write_atomic(self.session_path(str(session["id"])), dump_session(session))
+
+    def sessions_stamp(self) -> str | None:
+        """`dir_stamp` of sessions/ (None when it cannot be read)."""
+        try:
+            return dir_stamp(os.stat(self.sessions_dir))
+        except OSError:
+            return None
 
     def exists(self, session_id: str) -> bool:
         return self.session_path(session_id).is_file()
