@@ -188,7 +188,14 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
     help="How long to wait for a session's lock before giving up (exit 3).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks (same as COACHCTL_DEBUG=1).")
-@click.version_option(__version__, prog_name="coachctl")
+# message and help given: click would otherwise call gettext for them at import time
+# (a search for translation files plus `import locale`), on every command.
+@click.version_option(
+    __version__,
+    prog_name="coachctl",
+    message="%(prog)s, version %(version)s",
+    help="Show the version and exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, lock_timeout: float, debug: bool) -> None:
     """coachctl: turn runbooks into automation that earns trust step by step.

@@ -112,6 +112,22 @@ def print_state(state: Mapping[str, Any], fmt: str) -> None:
     click.echo(to_json(state) if fmt == "json" else state_text(state))
 
 
+def state_options(fn: Any) -> Any:
+    """`--format text|json` for commands that print one session state.
+
+    Here rather than in `_output` so `decide` (run thousands of times) imports one module
+    less; `_output.state_options` is this same function.
+    """
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )(fn)
+
+
 def var_option(fn: Any) -> Any:
     return click.option(
         "--var",

@@ -47,7 +47,9 @@ def output_options(
 
 def state_options(fn: F) -> F:
     """`--format text|json` for commands that print one session state."""
-    return output_options(STATE_FORMATS)(fn)
+    from coachctl.commands._common import state_options as options
+
+    return options(fn)  # type: ignore[no-any-return]
 
 
 def to_json(obj: Any) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from coachctl.commands._common import get_store, print_state, stream_to
-from coachctl.commands._output import state_options
+from coachctl.commands._common import get_store, print_state, state_options, stream_to
 
 
 @click.command()
