@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from coachctl.cli import QuickHelpCommand
 from coachctl.commands._common import get_store, print_state, state_options, stream_to
 
 
-@click.command()
+@click.command(cls=QuickHelpCommand)
 @click.argument("session")
 @click.argument("decision", type=click.Choice(["accept", "reject", "correct", "manual", "skip"]))
 @click.option("--correction", metavar="CMD", help="With 'correct': the command to run instead.")
