@@ -357,6 +357,8 @@ class Index:
         result.added = sorted(sid for sid in stale if sid not in known)
         result.changed = sorted(sid for sid in stale if sid in known)
         clean = True
+        if len(stale) > BATCH:  # a build: keep the decisions index's pages in memory (64 MB)
+            self.db.execute("PRAGMA cache_size=-65536")
         for start in range(0, len(stale), BATCH):
             clean &= self._ingest(sorted(stale)[start : start + BATCH], now_ns)
         if result.removed:
@@ -447,6 +449,7 @@ class Index:
                     (sid, st, None, BadFile(sid, str(path), exc.message, guess_workflow(raw)))
                 )
         clean = True
+        puts: list[tuple[dict[str, Any], int, int, int]] = []  # (data, mtime, size, ino)
         with self._write() as db:
             for sid, st, data, bad in loaded:
                 try:
@@ -464,24 +467,64 @@ class Index:
                 mtime = _stable_mtime(st.st_mtime_ns, now_ns)
                 clean &= mtime >= 0
                 if data is not None:
+                    puts.append((data, mtime, st.st_size, st.st_ino))
+                    continue
+                assert bad is not None
+                self._put_bad(db, sid, mtime, st.st_size, st.st_ino, bad)
+            # One statement per table for the whole batch (a cold build of 100,000 sessions
+            # was 700,000 statements); one session's invalid text falls back to one by one.
+            db.execute("SAVEPOINT batch")
+            try:
+                self._put_many(db, puts)
+                db.execute("RELEASE batch")
+            except UnicodeEncodeError:
+                db.execute("ROLLBACK TO batch")
+                db.execute("RELEASE batch")
+                for data, mtime, size, ino in puts:
                     try:
-                        self._put(db, data, mtime, st.st_size, st.st_ino)
-                        continue
+                        self._put(db, data, mtime, size, ino)
                     except UnicodeEncodeError:
+                        sid = str(data["id"])
                         bad = BadFile(
                             sid,
                             str(self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"),
                             "cannot index: invalid text",
                             str(data.get("workflow_id")),
                         )
-                assert bad is not None
-                self._drop(db, sid)
-                db.execute(
-                    "INSERT OR REPLACE INTO bad(id, mtime_ns, size, workflow_id, reason, ino)"
-                    " VALUES(?,?,?,?,?,?)",
-                    (sid, mtime, st.st_size, bad.workflow_id, bad.reason, st.st_ino),
-                )
+                        self._put_bad(db, sid, mtime, size, ino, bad)
         return clean
+
+    def _put_bad(
+        self, db: sqlite3.Connection, sid: str, mtime: int, size: int, ino: int, bad: BadFile
+    ) -> None:
+        self._drop(db, sid)
+        db.execute(
+            "INSERT OR REPLACE INTO bad(id, mtime_ns, size, workflow_id, reason, ino)"
+            " VALUES(?,?,?,?,?,?)",
+            (sid, mtime, size, bad.workflow_id, bad.reason, ino),
+        )
+
+    @staticmethod
+    def _put_many(
+        db: sqlite3.Connection, items: Sequence[tuple[Mapping[str, Any], int, int, int]]
+    ) -> None:
+        """`_put` for many sessions at once (same rows, far fewer statements)."""
+        srows: list[tuple[Any, ...]] = []
+        drows: list[DecisionRow] = []
+        for data, mtime, size, ino in items:
+            srow, rows = extract(data)
+            srows.append((srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino))
+            drows.extend(rows)
+        ids = [(r[0],) for r in srows]
+        db.executemany("DELETE FROM sessions WHERE id=?", ids)
+        db.executemany("DELETE FROM decisions WHERE session_id=?", ids)
+        db.executemany("DELETE FROM bad WHERE id=?", ids)
+        db.executemany(
+            "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
+            " suggestions, ino) VALUES(?,?,?,?,?,?,?,?)",
+            srows,
+        )
+        db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
 
     @staticmethod
     def _drop(db: sqlite3.Connection, sid: str) -> None:

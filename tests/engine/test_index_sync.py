@@ -280,3 +280,34 @@ def test_interleaved_decide_killed_after_the_other_vouched(
     a.go("stamped")
     assert a.wait() == 0
     assert refresh_and_compare(store) is True
+
+
+# -- batched ingest ---------------------------------------------------------------------------
+
+
+def test_a_batch_with_invalid_text_indexes_the_rest_and_names_the_bad_one(tmp_path: Path) -> None:
+    """The build inserts a batch at once; a lone surrogate (valid JSON, not encodable for
+    SQLite) in one session falls back to one by one, and only that session is left out."""
+    store = Store(tmp_path / "h")
+    store.ensure()
+    for n in range(5):
+        suggestion = "echo \ud800" if n == 2 else f"echo {n}"
+        data = {
+            "id": f"s{n}",
+            "workflow_id": "w",
+            "mode": "coaching",
+            "status": "active",
+            "cursor": 0,
+            "steps": [{"id": "a", "suggestion": suggestion}],
+            "decisions": [
+                {"step_id": "a", "decision": "accept", "suggestion": suggestion, "decided_at": "t"}
+            ],
+            "schema_version": 1,
+        }
+        (store.sessions_dir / f"s{n}.json").write_text(json.dumps(data))
+    idx = Index.open(store)
+    result = idx.refresh()
+    assert [(b.session_id, b.reason) for b in result.bad] == [("s2", "cannot index: invalid text")]
+    assert sorted(idx.session_rows()) == ["s0", "s1", "s3", "s4"]
+    assert idx.kinds("w", "a", "echo 3", 50) == ["accepted"]
+    idx.close()
