@@ -126,21 +126,32 @@ def main() -> None:
 
     rows = [
         ("coachctl --help", help_t, 'python -c "import click"', click_t, 1.2),
-        ("coachctl decide --no-exec", decide_t, 'python -c "import click, filelock, json"',
-         floor_t, 1.2),
+        (
+            "coachctl decide --no-exec",
+            decide_t,
+            'python -c "import click, filelock, json"',
+            floor_t,
+            1.2,
+        ),
     ]
-    print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-          f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    print(
+        f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
     print(f"medians of {runs} runs, alternated with the floor in the same run\n")
     print("| command | median s | floor | floor s | ratio | target |")
     print("|---|---|---|---|---|---|")
     for name, t, fname, f, target in rows:
         ok = "ok" if t / f <= target else "MISSED"
         print(f"| `{name}` | {t:.3f} | `{fname}` | {f:.3f} | {t / f:.2f}x | <= {target}x {ok} |")
-    print(f"| {args.writers} concurrent writers ({count} decides) | {wall:.2f} wall | | | "
-          f"{count / wall:.1f} decisions/s | |")
-    print(f"\nreproduce: {Path(PY).relative_to(REPO) if PY.startswith(str(REPO)) else PY} "
-          f"benchmarks/bench_cli.py --runs {runs}")
+    print(
+        f"| {args.writers} concurrent writers ({count} decides) | {wall:.2f} wall | | | "
+        f"{count / wall:.1f} decisions/s | |"
+    )
+    print(
+        f"\nreproduce: {Path(PY).relative_to(REPO) if PY.startswith(str(REPO)) else PY} "
+        f"benchmarks/bench_cli.py --runs {runs}"
+    )
 
 
 if __name__ == "__main__":
