@@ -99,6 +99,53 @@ def _read_nofollow(path: Path) -> bytes:
         return fh.read()
 
 
+class _LockTimeout(Exception):
+    """Another process held the lock for the whole timeout."""
+
+
+def _flock(path: str, timeout: float) -> int | None:
+    """flock(LOCK_EX) on `path`, polling like filelock (every 50 ms) until `timeout`.
+
+    The same lock filelock takes (so both interoperate), in a tenth of its time: `decide`
+    takes three. Returns the locked descriptor, None when the filesystem has no flock;
+    _LockTimeout when another holder kept it.
+    """
+    import fcntl
+
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd, created = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600), True
+        except FileExistsError:
+            try:
+                fd, created = os.open(path, flags), False
+            except FileNotFoundError:
+                continue  # removed in between: create it again
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno == errno.ENOSYS:
+                if created:  # filelock's soft lock reads an existing file as "held"
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                return None
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            if time.monotonic() >= deadline:
+                raise _LockTimeout(path) from None
+            time.sleep(0.05)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the file was replaced while we waited: lock the one there now
+
+
 def _os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
@@ -172,10 +219,26 @@ class Store:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """An OS-level lock (flock): a killed holder releases it, a left file blocks no one."""
-        from filelock import FileLock, Timeout
-
         self.ensure()
         path = self.sessions_dir / LOCKS_DIR / f"{name}.lock"
+        try:
+            fd = _flock(str(path), self.lock_timeout)
+        except _LockTimeout:
+            raise ConflictError(
+                f"{name} is locked by another coachctl (waited {self.lock_timeout:g}s; "
+                "see --lock-timeout)"
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"cannot lock {path}: {_os_reason(exc)}") from exc
+        if fd is not None:
+            try:
+                yield
+            finally:
+                os.close(fd)  # closing the only descriptor releases the flock
+            return
+        # No flock on this filesystem: filelock's fallback (a soft lock) is the best we have.
+        from filelock import FileLock, Timeout
+
         lock = FileLock(str(path), timeout=self.lock_timeout, mode=0o600)
         try:
             lock.acquire()
