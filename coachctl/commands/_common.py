@@ -107,9 +107,12 @@ def state_text(state: Mapping[str, Any]) -> str:
 
 
 def print_state(state: Mapping[str, Any], fmt: str) -> None:
-    from coachctl.commands._output import to_json
+    if fmt == "json":
+        from coachctl.commands._output import to_json
 
-    click.echo(to_json(state) if fmt == "json" else state_text(state))
+        click.echo(to_json(state))
+    else:
+        click.echo(state_text(state))
 
 
 def state_options(fn: Any) -> Any:
