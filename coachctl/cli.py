@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from coachctl import __version__
-from coachctl.errors import CoachctlError, WorkflowError
+
+if TYPE_CHECKING:  # imported when a command runs: `coachctl --help` never needs them
+    from coachctl.errors import CoachctlError
 
 # name -> (module:attribute, short help shown by `coachctl --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -196,6 +198,8 @@ class RootGroup(LazyGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from coachctl.errors import CoachctlError
+
         try:
             return super().invoke(ctx)
         except CoachctlError as exc:
@@ -223,6 +227,8 @@ class RootGroup(LazyGroup):
 
 
 def report(exc: CoachctlError) -> None:
+    from coachctl.errors import WorkflowError
+
     message = exc.message if isinstance(exc, WorkflowError) else f"coachctl: {exc.message}"
     if debug_enabled():
         import traceback
