@@ -389,11 +389,13 @@ class Index:
                     db.execute("DELETE FROM bad WHERE id=?", (sid,))
         after, _ = self._dir_fingerprint()
         trusted = clean and after == fingerprint and now_ns - dir_mtime >= RACY_NS
+        # Not trusted but unmoved (young, or a file changed while read): pending, so writes
+        # can still vouch and the next refresh checks by a listing (a stale row has the old
+        # inode, a skipped file is unknown: either sends it back here).
+        seen = fingerprint if trusted else PENDING + fingerprint if after == fingerprint else ""
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES('complete', '1')")
-            db.execute(
-                "INSERT OR REPLACE INTO meta VALUES('dir', ?)", (fingerprint if trusted else "",)
-            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES('dir', ?)", (seen,))
         result.bad = self.bad_files()
         self.refreshed_at = time.monotonic()
         return result

@@ -171,6 +171,24 @@ def test_a_young_folder_stays_pending_until_it_ages(home: Path, cli: Cli, flags:
     idx.close()
 
 
+def test_a_scan_of_a_young_folder_lets_the_next_decides_vouch(
+    home: Path, cli: Cli, flags: Path
+) -> None:
+    """A CI job: decide, stats, decide, stats within a second. The scan cannot trust the
+    young folder by its stamp, but records it pending so the next decide can vouch."""
+    store, sids = synced(home, cli)
+    os.utime(store.sessions_dir, ns=(OLD + 3, OLD + 3))  # a foreign touch: a scan is due
+    idx = Index.open(store)
+    (store.sessions_dir / f"{sids[2]}.json").touch()  # and a young folder
+    assert idx.refresh().scanned is True
+    assert meta_dir(idx) == PENDING + dir_stamp(os.stat(store.sessions_dir))
+    idx.close()
+    decide(home, flags, sids[0])
+    assert refresh_and_compare(store) is False
+    decide(home, flags, sids[1])
+    assert refresh_and_compare(store) is False
+
+
 # -- foreign changes while a decide is between its write and its index update --------------
 
 
