@@ -216,6 +216,12 @@ class Store:
 
     # -- locks -------------------------------------------------------------------------
 
+    def _busy(self, name: str) -> ConflictError:
+        return ConflictError(
+            f"{name} is locked by another coachctl (waited {self.lock_timeout:g}s; "
+            "see --lock-timeout)"
+        )
+
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """An OS-level lock (flock): a killed holder releases it, a left file blocks no one."""
@@ -224,10 +230,7 @@ class Store:
         try:
             fd = _flock(str(path), self.lock_timeout)
         except _LockTimeout:
-            raise ConflictError(
-                f"{name} is locked by another coachctl (waited {self.lock_timeout:g}s; "
-                "see --lock-timeout)"
-            ) from None
+            raise self._busy(name) from None
         except OSError as exc:
             raise StorageError(f"cannot lock {path}: {_os_reason(exc)}") from exc
         if fd is not None:
@@ -243,10 +246,7 @@ class Store:
         try:
             lock.acquire()
         except Timeout:
-            raise ConflictError(
-                f"{name} is locked by another coachctl (waited {self.lock_timeout:g}s; "
-                "see --lock-timeout)"
-            ) from None
+            raise self._busy(name) from None
         except OSError as exc:
             raise StorageError(f"cannot lock {path}: {_os_reason(exc)}") from exc
         try:

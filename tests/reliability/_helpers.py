@@ -76,13 +76,15 @@ def run(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProc
     )
 
 
-def popen(home: Path, *args: str) -> subprocess.Popen[str]:
+def popen(home: Path, *args: str, own_group: bool = False) -> subprocess.Popen[str]:
+    """A coachctl process; `own_group` puts it (and its command) in a process group to kill."""
     return subprocess.Popen(
         coachctl(home, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env(),
+        start_new_session=own_group,
     )
 
 

@@ -64,19 +64,6 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     proc.communicate(timeout=10)
 
 
-def _popen_group(home: Path, *args: str) -> subprocess.Popen[str]:
-    from tests.reliability._helpers import coachctl, env
-
-    return subprocess.Popen(
-        coachctl(home, *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-        start_new_session=True,
-    )
-
-
 def _running_workflow(home: Path, marker: Path) -> None:
     (home / "workflows").mkdir(exist_ok=True)
     (home / "workflows" / "slow.yaml").write_text(
@@ -91,7 +78,7 @@ def test_a_step_running_in_a_killed_process_is_interrupted_and_not_rerun(
 ) -> None:
     marker = tmp_path / "marker"
     _running_workflow(home, marker)
-    proc = _popen_group(home, "run", "slow", "--mode", "auto", "--force", "--no-input")
+    proc = popen(home, "run", "slow", "--mode", "auto", "--force", "--no-input", own_group=True)
     _wait_for(lambda: marker.exists())
     (sid,) = session_files(home)
     assert session_files(home)[sid]["running"]["step_id"] == "long"
@@ -130,7 +117,7 @@ def test_a_step_running_in_a_killed_process_is_interrupted_and_not_rerun(
 def test_a_person_may_decide_an_interrupted_step(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     _running_workflow(home, marker)
-    proc = _popen_group(home, "run", "slow", "--mode", "auto", "--force", "--no-input")
+    proc = popen(home, "run", "slow", "--mode", "auto", "--force", "--no-input", own_group=True)
     _wait_for(lambda: marker.exists())
     (sid,) = session_files(home)
     _wait_for(lambda: session_files(home)[sid]["running"] is not None)
@@ -169,7 +156,7 @@ def test_a_slow_decide_is_never_run_twice_by_a_racing_resume(home: Path, tmp_pat
     """A live runner keeps its step: resume and the AUTO loop leave it alone."""
     marker = tmp_path / "marker"
     _running_workflow(home, marker)
-    proc = _popen_group(home, "run", "slow", "--mode", "auto", "--force", "--no-input")
+    proc = popen(home, "run", "slow", "--mode", "auto", "--force", "--no-input", own_group=True)
     try:
         _wait_for(lambda: marker.exists())
         (sid,) = session_files(home)
