@@ -658,7 +658,7 @@ def _compare_index(store: Store, idx: Index, full: FullSource, extract: Any) -> 
         want_d, got_d = expected_d.get(sid, []), have_d.get(sid, [])
         if want_d != got_d:
             first = next(
-                (f"{g} != {w}" for g, w in zip(got_d, want_d) if g != w),
+                (f"{g} != {w}" for g, w in zip(got_d, want_d, strict=False) if g != w),
                 f"{len(got_d)} rows != {len(want_d)}",
             )
             out.append(

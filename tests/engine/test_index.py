@@ -122,7 +122,7 @@ def test_index_equals_full_recomputation(
             f"steps:\n{steps}"
         )
     ids = [f"s{i:03d}" for i in range(len(first))]
-    for sid, (wf, decs) in zip(ids, first):
+    for sid, (wf, decs) in zip(ids, first, strict=True):
         write(store, session(sid, wf, [to_decision(*d) for d in decs]))
     fast, slow = both_reports(store)
     assert fast == slow
