@@ -536,11 +536,12 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def doctor(store: Store, *, repair: bool = False) -> tuple[list[Finding], int]:
-    """Check every session file and the index against a full recomputation.
+    """Check every session file, the correction packs and the index against a full
+    recomputation.
 
     Returns the findings (problems and notes) and how many session files were checked.
-    With `repair`, leftover temp files are removed and the index is rebuilt first; what
-    cannot be repaired (an unreadable session file) stays a problem.
+    With `repair`, leftover temp files are removed, packs and the index are rebuilt first;
+    what cannot be repaired (an unreadable session file) stays a problem.
     """
     import os
 
@@ -600,6 +601,8 @@ def doctor(store: Store, *, repair: bool = False) -> tuple[list[Finding], int]:
                     )
                 )
 
+    findings.extend(_check_packs(store, full, repair))
+
     forget_index(store)
     try:
         from coachctl.engine.index import Index
@@ -620,6 +623,21 @@ def doctor(store: Store, *, repair: bool = False) -> tuple[list[Finding], int]:
     finally:
         idx.close()
     return findings, checked
+
+
+def _check_packs(store: Store, full: FullSource, repair: bool) -> list[Finding]:
+    """Correction packs are derived too: compare each with a replay of its sessions."""
+    from coachctl.engine import learning
+
+    out: list[Finding] = []
+    for workflow_id in sorted(set(learning.pack_ids(store)) | set(full.workflow_ids())):
+        diffs = learning.check(store, workflow_id)
+        if diffs and repair:
+            learning.rebuild(store, workflow_id)
+            out.append(Finding("repaired", f"rebuilt correction pack {workflow_id}", False))
+            diffs = learning.check(store, workflow_id)
+        out.extend(Finding("pack", d) for d in diffs)
+    return out
 
 
 def _compare_index(store: Store, idx: Index, full: FullSource, extract: Any) -> list[Finding]:

@@ -122,3 +122,24 @@ def test_interrupted_step_is_a_note_and_stays(cli: Cli, home: Path) -> None:
 def test_bad_format_is_exit_2(cli: Cli, home: Path) -> None:
     r = cli("doctor", "--format", "csv")
     assert r.exit_code == 2
+
+
+def test_doctor_checks_and_rebuilds_correction_packs(cli: Cli, home: Path) -> None:
+    """Packs are derived state: a lost pack is a problem doctor names and --repair rebuilds."""
+    for _ in range(2):
+        sid = cli.start()
+        assert cli("decide", sid, "correct", "--correction", "echo hi").exit_code == 0
+    pack = home / "sessions" / "packs" / "hello.json"
+    assert pack.is_file()
+    assert cli("doctor").exit_code == 0
+    pack.unlink()
+    found = cli("doctor")
+    assert found.exit_code == 1
+    assert "correction pack hello: step greet" in found.stdout + found.stderr
+    fixed = cli("doctor", "--repair")
+    assert fixed.exit_code == 0, fixed.output
+    assert "rebuilt correction pack hello" in fixed.stdout
+    assert pack.is_file()
+    assert cli("doctor").exit_code == 0
+    listed = cli.json("corrections", "list", "hello")
+    assert any(r["correction"] == "echo hi" and r["adopted"] for r in listed["corrections"])
