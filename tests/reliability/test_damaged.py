@@ -229,19 +229,46 @@ def test_a_failing_events_append_after_the_decision_is_a_warning(
     assert [d["step_id"] for d in data["decisions"]] == ["one", "two"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; simulated above")
 def test_a_really_read_only_sessions_folder(cli: Cli, home: Path, two: tuple[str, str]) -> None:
+    """A real read-only sessions/ folder (no simulation): one line, exit 1, file intact.
+
+    Root writes through chmod; as root, the decide runs in a real process whose capabilities
+    to override file permissions are dropped (`setpriv`), so the folder's mode applies.
+    """
+    import shutil
+    import subprocess
+
+    from tests.reliability._helpers import coachctl, env
+
     a, _ = two
     folder = home / "sessions"
     path = session_file(home, a)
     before = path.read_bytes()
+    as_root = os.geteuid() == 0
+    setpriv = shutil.which("setpriv")
+    if as_root and setpriv is None:  # pragma: no cover - util-linux is on every Debian
+        pytest.skip("root without setpriv cannot be refused a write")
     os.chmod(folder, 0o500)
     try:
-        res = cli("decide", a, "skip")
+        if as_root:
+            drop = "-dac_override,-dac_read_search"
+            prefix = [str(setpriv), f"--bounding-set={drop}", f"--inh-caps={drop}"]
+            res = subprocess.run(
+                [*prefix, *coachctl(home, "decide", a, "skip")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env(),
+            )
+            code, err = res.returncode, res.stderr
+        else:
+            out = cli("decide", a, "skip")
+            code, err = out.exit_code, out.stderr
     finally:
         os.chmod(folder, 0o700)
-    assert res.exit_code == 1
-    assert "permission denied" in one_line(res.stderr)
+    assert code == 1, err
+    assert "permission denied" in one_line(err)
+    assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
 
 
