@@ -28,15 +28,11 @@ FRESH_SECONDS = 2.0
 TREND_SESSIONS = 20
 
 
-def rules_of(coaching: Mapping[str, Any], **overrides: Any) -> metrics.Rules:
-    base = {
-        "threshold": coaching.get("threshold", 0.85),
-        "min_decisions": coaching.get("min_decisions", 20),
-        "window": coaching.get("window", 50),
-        "strict": coaching.get("strict", True),
-    }
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return metrics.Rules(**base)
+def rules_of(
+    coaching: Mapping[str, Any], step: Mapping[str, Any] | None = None, **overrides: Any
+) -> metrics.Rules:
+    """A step's rules: the workflow's `coaching`, its own `coaching:` keys, then overrides."""
+    return metrics.Rules.of(coaching, step, overrides)
 
 
 def rules_dict(rules: metrics.Rules) -> dict[str, Any]:

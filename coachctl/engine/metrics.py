@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from coachctl.engine.coaching import DEFAULTS, merged
+
 LEVELS = ("OBSERVATION", "COACHING", "AUTO")
 KINDS = ("accepted", "rejected", "corrected", "manual", "failed", "skipped")
 COUNT_KEYS = ("suggestions", "accepted", "rejected", "corrected", "manual", "failed", "skipped")
@@ -47,10 +49,10 @@ class Rules:
 
     def __init__(
         self,
-        threshold: float = 0.85,
-        min_decisions: int = 20,
-        window: int = 50,
-        strict: bool = True,
+        threshold: float = DEFAULTS["threshold"],
+        min_decisions: int = DEFAULTS["min_decisions"],
+        window: int = DEFAULTS["window"],
+        strict: bool = DEFAULTS["strict"],
     ) -> None:
         for name, value in (
             ("threshold", threshold),
@@ -60,6 +62,17 @@ class Rules:
         ):
             object.__setattr__(self, name, value)
         self._check()
+
+    @classmethod
+    def of(
+        cls,
+        coaching: Mapping[str, Any] | None,
+        step: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Rules:
+        """A step's rules: its workflow's `coaching`, then its own `coaching:` block, then a
+        command's explicit overrides (each layer only where it sets a key)."""
+        return cls(**merged(coaching, step, overrides))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Rules is immutable (tried to set {name})")
