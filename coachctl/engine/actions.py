@@ -143,7 +143,11 @@ class Plan:
         start_at: int,
         levels: list[str],
         blocking: list[dict[str, Any]],
+        scope: dict[str, str | None] | None = None,
+        elsewhere: dict[str, list[str]] | None = None,
     ) -> None:
+        self.scope = scope  # the trust scope this session will count toward (None: none)
+        self.elsewhere = {} if elsewhere is None else elsewhere  # step -> scopes it is AUTO in
         self.workflow = workflow
         self.mode = mode
         self.variables = variables
@@ -181,10 +185,14 @@ def plan(
         if start_at not in ids:
             raise UsageError(f"unknown step for --start-at: {start_at} (steps: {', '.join(ids)})")
         index = ids.index(start_at)
-    metrics = history.workflow_metrics(store, workflow)
+    from coachctl.engine.scope import scope_of
+
+    within = scope_of({"variables": variables}, workflow.coaching.trust_scope) or None
+    metrics = history.workflow_metrics(store, workflow, within=within)
     levels = [s["level"] for s in metrics["steps"]]
     blocking = [s for s in metrics["steps"][index:] if not s["ready"]]
-    return Plan(workflow, mode, variables, steps, index, levels, blocking)
+    elsewhere = history.other_scopes_auto(store, workflow, within)
+    return Plan(workflow, mode, variables, steps, index, levels, blocking, within, elsewhere)
 
 
 def start(store: Store, p: Plan) -> Session:
@@ -201,6 +209,8 @@ def start(store: Store, p: Plan) -> Session:
         coaching=p.workflow.coaching.to_dict(),
         start_at=p.start_at,
     )
+    if p.scope:  # recorded at start, fixed for the session's life (nothing takes --var later)
+        session.extra["scope"] = dict(p.scope)
     with store.lock(session.id):
         commit(store, session, [event("session_started", session, mode=session.mode)])
     return session

@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from coachctl.engine import metrics
+from coachctl.engine import metrics, scope
 from coachctl.engine.store import Store
 
 if TYPE_CHECKING:
@@ -44,12 +44,13 @@ def rules_dict(rules: metrics.Rules) -> dict[str, Any]:
     }
 
 
-def _safe_rules(coaching: Any, **overrides: Any) -> metrics.Rules:
-    """Rules from a session's recorded `coaching` (hand-edited files may hold nonsense)."""
-    try:
-        return rules_of(coaching if isinstance(coaching, Mapping) else {}, **overrides)
-    except (ValueError, TypeError):
-        return rules_of({}, **overrides)
+def _safe_rules(coaching: Any, step: Any = None, **overrides: Any) -> metrics.Rules:
+    """Rules from a session's recorded `coaching` and a snapshot step's own `coaching`
+    (hand-edited files may hold nonsense: a broken layer is ignored)."""
+    return metrics.Rules.safe(coaching, step, **overrides)
+
+
+Within = Mapping[str, "str | None"] | None
 
 
 def current_suggestion(
@@ -90,13 +91,22 @@ def step_kinds(
 
 
 class Source(Protocol):
-    """What metrics need from the history; the index and the full recomputation agree."""
+    """What metrics need from the history; the index and the full recomputation agree.
 
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]: ...
+    `within` is a trust scope ({variable: value}): only sessions that had those values count.
+    """
 
-    def session_count(self, workflow_id: str) -> int: ...
+    def kinds(
+        self, workflow_id: str, step_id: str, suggestion: str, window: int, within: Within = None
+    ) -> list[str]: ...
 
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]: ...
+    def session_count(self, workflow_id: str, within: Within = None) -> int: ...
+
+    def trend(
+        self, workflow_id: str, n: int = TREND_SESSIONS, within: Within = None
+    ) -> list[float | None]: ...
+
+    def values(self, workflow_id: str) -> list[dict[str, str]]: ...
 
     def workflow_ids(self) -> list[str]: ...
 
@@ -135,16 +145,38 @@ class FullSource:
                 d for d in data.get("decisions") or [] if isinstance(d, dict)
             )
 
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]:
-        kinds = step_kinds(self.decisions.get(workflow_id, []), step_id, suggestion)
+    def _in(self, workflow_id: str, within: Within) -> list[dict[str, Any]]:
+        found = self.sessions.get(workflow_id, [])
+        if not within:
+            return found
+        return [d for d in found if scope.matches(scope.values_of(d), within)]
+
+    def kinds(
+        self, workflow_id: str, step_id: str, suggestion: str, window: int, within: Within = None
+    ) -> list[str]:
+        if within:
+            decisions = [
+                d
+                for data in self._in(workflow_id, within)
+                for d in data.get("decisions") or []
+                if isinstance(d, dict)
+            ]
+        else:
+            decisions = self.decisions.get(workflow_id, [])
+        kinds = step_kinds(decisions, step_id, suggestion)
         return kinds[max(0, len(kinds) - window) :]
 
-    def session_count(self, workflow_id: str) -> int:
-        return len(self.sessions.get(workflow_id, []))
+    def session_count(self, workflow_id: str, within: Within = None) -> int:
+        return len(self._in(workflow_id, within))
 
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]:
+    def values(self, workflow_id: str) -> list[dict[str, str]]:
+        return [scope.values_of(d) for d in self.sessions.get(workflow_id, [])]
+
+    def trend(
+        self, workflow_id: str, n: int = TREND_SESSIONS, within: Within = None
+    ) -> list[float | None]:
         out: list[float | None] = []
-        for data in self.sessions.get(workflow_id, [])[-n:]:
+        for data in self._in(workflow_id, within)[-n:]:
             kinds = [metrics.classify(d) for d in data.get("decisions") or []]
             c = metrics.counts([k for k in kinds if k is not None])
             out.append(metrics.rate(c))
@@ -167,14 +199,21 @@ class IndexSource:
     def __init__(self, index: Index) -> None:
         self.index = index
 
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]:
-        return self.index.kinds(workflow_id, step_id, suggestion, window)
+    def kinds(
+        self, workflow_id: str, step_id: str, suggestion: str, window: int, within: Within = None
+    ) -> list[str]:
+        return self.index.kinds(workflow_id, step_id, suggestion, window, within)
 
-    def session_count(self, workflow_id: str) -> int:
-        return self.index.session_count(workflow_id)
+    def session_count(self, workflow_id: str, within: Within = None) -> int:
+        return self.index.session_count(workflow_id, within)
 
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]:
-        return self.index.trend(workflow_id, n)
+    def trend(
+        self, workflow_id: str, n: int = TREND_SESSIONS, within: Within = None
+    ) -> list[float | None]:
+        return self.index.trend(workflow_id, n, within)
+
+    def values(self, workflow_id: str) -> list[dict[str, str]]:
+        return self.index.values(workflow_id)
 
     def workflow_ids(self) -> list[str]:
         return self.index.workflow_ids()
@@ -260,24 +299,68 @@ def _with_source(store: Store, full: bool, fn: Any) -> Any:
         return fn(FullSource(store))
 
 
-def _file_workflow(
-    store: Store, src: Source, workflow: Workflow, overrides: Mapping[str, Any]
+def _step_object(
+    src: Source,
+    workflow_id: str,
+    step_id: str,
+    suggestion: str | None,
+    rules: metrics.Rules,
+    max_level: str | None,
+    within: Within,
+    own: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    rules = rules_of(workflow.coaching.to_dict(), **overrides)
-    steps = []
-    for step in workflow.steps:
-        suggestion, _ = current_suggestion(store, workflow, step)
-        kinds = src.kinds(workflow.id, step.id, suggestion, rules.window) if suggestion else []
-        steps.append(metrics.step_metrics(step.id, suggestion, kinds, rules, step.max_level))
-    out = metrics.workflow_metrics(workflow.id, steps, src.session_count(workflow.id))
-    out["name"] = workflow.name
-    out["source"] = "file"
-    out["rules"] = rules_dict(rules)
-    out["trend"] = [metrics.round_metric(x) for x in src.trend(workflow.id)]
+    """One step's §5 object in one scope, with its own rules when it overrides any."""
+    kinds = src.kinds(workflow_id, step_id, suggestion, rules.window, within) if suggestion else []
+    out = metrics.step_metrics(step_id, suggestion, kinds, rules, max_level)
+    out["scope"] = dict(within) if within else None
+    if own:
+        out["rules"] = rules_dict(rules)
     return out
 
 
-def _orphan_workflow(src: Source, workflow_id: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def _finish(
+    out: dict[str, Any], src: Source, workflow_id: str, rules: metrics.Rules, within: Within
+) -> dict[str, Any]:
+    out["scope"] = dict(within) if within else None
+    out["rules"] = rules_dict(rules)
+    out["trend"] = [metrics.round_metric(x) for x in src.trend(workflow_id, within=within)]
+    return out
+
+
+def _file_workflow(
+    store: Store,
+    src: Source,
+    workflow: Workflow,
+    overrides: Mapping[str, Any],
+    within: Within = None,
+) -> dict[str, Any]:
+    coaching = workflow.coaching.to_dict()
+    rules = rules_of(coaching, **overrides)
+    steps = []
+    for step in workflow.steps:
+        suggestion, _ = current_suggestion(store, workflow, step)
+        step_rules = rules_of(coaching, step.coaching, **overrides)
+        steps.append(
+            _step_object(
+                src,
+                workflow.id,
+                step.id,
+                suggestion,
+                step_rules,
+                step.max_level,
+                within,
+                step.coaching,
+            )
+        )
+    out = metrics.workflow_metrics(workflow.id, steps, src.session_count(workflow.id, within))
+    out["name"] = workflow.name
+    out["source"] = "file"
+    return _finish(out, src, workflow.id, rules, within)
+
+
+def _orphan_workflow(
+    src: Source, workflow_id: str, overrides: Mapping[str, Any], within: Within = None
+) -> dict[str, Any]:
     """A workflow whose file is gone: the steps of its latest session's snapshot."""
     snap = src.latest_snapshot(workflow_id) or {}
     rules = _safe_rules(snap.get("coaching"), **overrides)
@@ -289,23 +372,113 @@ def _orphan_workflow(src: Source, workflow_id: str, overrides: Mapping[str, Any]
         max_level = step.get("max_level")
         if max_level not in metrics.LEVELS:
             max_level = None
-        kinds = src.kinds(workflow_id, step_id, suggestion, rules.window) if suggestion else []
-        steps.append(metrics.step_metrics(step_id, suggestion, kinds, rules, max_level))
-    out = metrics.workflow_metrics(workflow_id, steps, src.session_count(workflow_id))
+        own = step.get("coaching") if isinstance(step.get("coaching"), Mapping) else None
+        step_rules = _safe_rules(snap.get("coaching"), own, **overrides)
+        steps.append(
+            _step_object(src, workflow_id, step_id, suggestion, step_rules, max_level, within, own)
+        )
+    out = metrics.workflow_metrics(workflow_id, steps, src.session_count(workflow_id, within))
     out["name"] = str(snap.get("workflow_name") or workflow_id)
     out["source"] = "sessions"
-    out["rules"] = rules_dict(rules)
-    out["trend"] = [metrics.round_metric(x) for x in src.trend(workflow_id)]
-    return out
+    return _finish(out, src, workflow_id, rules, within)
+
+
+def _scopes(
+    src: Source,
+    workflow_id: str,
+    names: Sequence[str],
+    defaults: Mapping[str, str | None],
+    given: Mapping[str, str] | None,
+    one: bool,
+) -> list[Within]:
+    """The scopes to report for a workflow: [None] without a trust_scope; with `one` (readiness,
+    run) exactly the one `--var` and the defaults name (else exit 2); otherwise (stats) every
+    scope seen that matches the `--var` values given, in key order."""
+    if not names:
+        return [None]
+    if one:
+        return [scope.resolve(workflow_id, names, defaults, given or {})]
+    wanted = scope.selection(names, given or {})
+    found: dict[str, scope.Scope] = {}
+    for values in src.values(workflow_id):
+        if scope.matches(values, wanted):
+            each: scope.Scope = {name: values.get(name) for name in names}
+            found[scope.key_of(each)] = each
+    if not found:  # nothing seen yet: the scope named, else the defaults (null where none)
+        each = {name: wanted.get(name, defaults.get(name)) for name in names}
+        found[scope.key_of(each)] = each
+    return [found[k] for k in sorted(found)]
+
+
+def file_workflow_objects(
+    store: Store,
+    src: Source,
+    workflow: Workflow,
+    overrides: Mapping[str, Any],
+    given: Mapping[str, str] | None = None,
+    one: bool = False,
+) -> list[dict[str, Any]]:
+    """A workflow's objects: one per scope reported (see `_scopes`)."""
+    names = workflow.coaching.trust_scope
+    return [
+        _file_workflow(store, src, workflow, overrides, within)
+        for within in _scopes(src, workflow.id, names, workflow.variables, given, one)
+    ]
+
+
+def _orphan_objects(
+    src: Source,
+    workflow_id: str,
+    overrides: Mapping[str, Any],
+    given: Mapping[str, str] | None,
+    one: bool,
+) -> list[dict[str, Any]]:
+    snap = src.latest_snapshot(workflow_id) or {}
+    names = scope.names_of(snap.get("coaching"))
+    return [
+        _orphan_workflow(src, workflow_id, overrides, within)
+        for within in _scopes(src, workflow_id, names, {}, given, one)
+    ]
 
 
 def workflow_metrics(
-    store: Store, workflow: Workflow, *, full: bool = False, **overrides: Any
+    store: Store,
+    workflow: Workflow,
+    *,
+    full: bool = False,
+    within: Within = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Metrics of every step of a workflow on its current suggestions (CONTRACT §5)."""
+    """Metrics of every step of a workflow on its current suggestions (CONTRACT §5), in one
+    trust scope (`within`; None: the whole history, for a workflow without trust_scope)."""
     return dict(
-        _with_source(store, full, lambda src: _file_workflow(store, src, workflow, overrides))
+        _with_source(
+            store, full, lambda src: _file_workflow(store, src, workflow, overrides, within)
+        )
     )
+
+
+def other_scopes_auto(
+    store: Store, workflow: Workflow, within: Within, *, full: bool = False
+) -> dict[str, list[str]]:
+    """For each step: the other scopes seen in which it is AUTO (what `--dry-run` mentions:
+    "AUTO for env=staging; COACHING here")."""
+    names = workflow.coaching.trust_scope
+    if not names or not within:
+        return {}
+    here = scope.key_of(within)
+
+    def compute(src: Source) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for other in _scopes(src, workflow.id, names, workflow.variables, None, False):
+            if other is None or scope.key_of(other) == here:
+                continue
+            for step in _file_workflow(store, src, workflow, {}, other)["steps"]:
+                if step["level"] == "AUTO":
+                    out.setdefault(step["step_id"], []).append(scope.label(other))
+        return out
+
+    return dict(_with_source(store, full, compute))
 
 
 class Report:
@@ -335,13 +508,22 @@ def report(
     include_orphans: bool = True,
     strict_files: bool = False,
     full: bool = False,
+    given: Mapping[str, str] | None = None,
+    one_scope: bool = False,
 ) -> Report:
     """Metrics of the named workflows (default: every workflow file, plus workflows known
     only from sessions when `include_orphans`). Unknown names are exit 2; an invalid workflow
-    file is exit 2 when named or `strict_files`, else a warning."""
+    file is exit 2 when named or `strict_files`, else a warning.
+
+    Trust scopes: `given` holds `--var` values. With `one_scope` (readiness) a workflow with a
+    trust_scope is reported for exactly the scope they (and its defaults) name, else exit 2;
+    without it (stats) once per scope seen that matches them.
+    """
     ov = dict(overrides or {})
     return _with_source(  # type: ignore[no-any-return]
-        store, full, lambda src: _report(store, src, refs, ov, include_orphans, strict_files)
+        store,
+        full,
+        lambda src: _report(store, src, refs, ov, include_orphans, strict_files, given, one_scope),
     )
 
 
@@ -352,6 +534,8 @@ def _report(
     overrides: Mapping[str, Any],
     include_orphans: bool,
     strict_files: bool,
+    given: Mapping[str, str] | None = None,
+    one_scope: bool = False,
 ) -> Report:
     from coachctl.engine.workflow import find_workflows, load_workflow, resolve_workflow_path
     from coachctl.errors import CoachctlError, UsageError, WorkflowError
@@ -375,11 +559,11 @@ def _report(
                     ) from None
                 if ref not in seen:
                     seen.add(ref)
-                    objects.append(_orphan_workflow(src, ref, overrides))
+                    objects.extend(_orphan_objects(src, ref, overrides, given, one_scope))
                 continue
             if wf.id not in seen:
                 seen.add(wf.id)
-                objects.append(_file_workflow(store, src, wf, overrides))
+                objects.extend(file_workflow_objects(store, src, wf, overrides, given, one_scope))
     else:
         for path in find_workflows(store.home):
             try:
@@ -391,10 +575,10 @@ def _report(
                 continue
             if wf.id not in seen:
                 seen.add(wf.id)
-                objects.append(_file_workflow(store, src, wf, overrides))
+                objects.extend(file_workflow_objects(store, src, wf, overrides, given, one_scope))
         if include_orphans:
             for wf_id in sorted(set(src.workflow_ids()) - seen):
-                objects.append(_orphan_workflow(src, wf_id, overrides))
+                objects.extend(_orphan_objects(src, wf_id, overrides, given, one_scope))
     return Report(objects, metrics.global_metrics(objects), src.bad_files(), warnings)
 
 
@@ -409,34 +593,53 @@ def session_step_kinds(store: Store, session: Session, step: Mapping[str, Any]) 
     """
     import sqlite3
 
-    rules = _safe_rules(session.coaching)
+    rules = _safe_rules(session.coaching, step.get("coaching"))
+    within = session_scope(session)
     suggestion, step_id = str(step.get("suggestion")), str(step["id"])
     idx = open_index(store)
     if idx is not None:
         try:
             if not idx.complete:
                 idx.refresh()
-            return idx.kinds(session.workflow_id, step_id, suggestion, rules.window)
+            return idx.kinds(session.workflow_id, step_id, suggestion, rules.window, within)
         except sqlite3.DatabaseError as exc:
             forget_index(store, discard=not isinstance(exc, sqlite3.OperationalError))
         except Exception:  # the index is only a speed-up: never fail a decision on it
             forget_index(store)
-    decisions = [
-        d
-        for data in iter_sessions(store, session.workflow_id)
-        for d in data.get("decisions") or []
-        if isinstance(d, dict)
-    ]
-    kinds = step_kinds(decisions, step_id, suggestion)
+    kinds = step_kinds(_scoped_decisions(store, session, within), step_id, suggestion)
     return kinds[max(0, len(kinds) - rules.window) :]
 
 
+def session_scope(session: Session) -> scope.Scope | None:
+    """The scope a session counts toward: fixed at its start (its recorded trust_scope)."""
+    return (
+        scope.scope_of(
+            {"coaching": session.coaching, **session.extra, "variables": session.variables}
+        )
+        or None
+    )
+
+
+def _scoped_decisions(store: Store, session: Session, within: Within) -> list[dict[str, Any]]:
+    """Every decision of the session's workflow made in sessions of this scope (slow path)."""
+    return [
+        d
+        for data in iter_sessions(store, session.workflow_id)
+        if not within or scope.matches(scope.values_of(data), within)
+        for d in data.get("decisions") or []
+        if isinstance(d, dict)
+    ]
+
+
 def session_step_metrics(store: Store, session: Session, step: Mapping[str, Any]) -> dict[str, Any]:
-    """CONTRACT §5 step metrics for the command a session's step carries (its snapshot)."""
+    """CONTRACT §5 step metrics for the command a session's step carries (its snapshot),
+    in the session's own scope."""
     suggestion = step.get("suggestion") or None
     kinds = session_step_kinds(store, session, step) if suggestion else []
-    rules = _safe_rules(session.coaching)
-    return metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level"))
+    rules = _safe_rules(session.coaching, step.get("coaching"))
+    out = metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level"))
+    out["scope"] = session_scope(session)
+    return out
 
 
 def step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
@@ -449,14 +652,9 @@ def full_step_level(store: Store, session: Session, step: Mapping[str, Any]) -> 
     suggestion = step.get("suggestion")
     if not suggestion:
         return metrics.level_of(False, False, step.get("max_level"))
-    decisions = [
-        d
-        for data in iter_sessions(store, session.workflow_id)
-        for d in data.get("decisions") or []
-        if isinstance(d, dict)
-    ]
+    decisions = _scoped_decisions(store, session, session_scope(session))
     kinds = step_kinds(decisions, str(step["id"]), str(suggestion))
-    rules = _safe_rules(session.coaching)
+    rules = _safe_rules(session.coaching, step.get("coaching"))
     c = metrics.counts(kinds[max(0, len(kinds) - rules.window) :])
     return metrics.level_of(True, metrics.is_ready(c, rules), step.get("max_level"))
 

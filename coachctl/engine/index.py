@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coachctl.engine import metrics
+from coachctl.engine import metrics, scope
 from coachctl.engine.store import (
     ID_RE,
     SESSION_SUFFIX,
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 # sessions/ that tells a warm refresh nothing changed.
 INDEX_DIR = ".index"
 INDEX_FILE = "index.sqlite"
-SCHEMA = "2"
+SCHEMA = "3"  # 3: sessions.vals (trust scope), levels per scope
 PENDING = "pending:"  # meta 'dir' of a stamp vouched for by writers, checked by listing
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 BATCH = 2000
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHO
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL, status TEXT, accepted INTEGER NOT NULL,
-    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
+    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1,
+    vals TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_wf ON sessions(workflow_id, id);
 CREATE TABLE IF NOT EXISTS decisions(
     session_id TEXT NOT NULL, seq INTEGER NOT NULL, workflow_id TEXT NOT NULL,
@@ -71,16 +72,18 @@ CREATE TABLE IF NOT EXISTS bad(
     id TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
     workflow_id TEXT, reason TEXT NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS levels(
-    workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, level TEXT NOT NULL,
-    PRIMARY KEY(workflow_id, step_id)) WITHOUT ROWID;
+    workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, scope TEXT NOT NULL, level TEXT NOT NULL,
+    PRIMARY KEY(workflow_id, scope, step_id)) WITHOUT ROWID;
 """
 
 _NAMES = {"meta", "sessions", "sessions_wf", "decisions", "decisions_step", "bad", "levels"}
 
 # (session_id, seq, workflow_id, step_id, suggestion, kind, decided_at)
 DecisionRow = tuple[str, int, str, str, "str | None", str, str]
-# (id, workflow_id, status, accepted, suggestions)
-SessionRow = tuple[str, str, "str | None", int, int]
+# (id, workflow_id, status, accepted, suggestions, vals): vals is the canonical JSON of the
+# variable values the session ran with (`scope.values_of`), so any trust scope can be asked
+# for later without re-reading files (the names come from the workflow at query time).
+SessionRow = tuple[str, str, "str | None", int, int, str]
 
 
 class BadFile:
@@ -212,6 +215,7 @@ def extract(data: Mapping[str, Any]) -> tuple[SessionRow, list[DecisionRow]]:
         status if isinstance(status, str) else None,
         c["accepted"],
         c["suggestions"],
+        scope.key_of(scope.values_of(data)),
     )
     return session_row, rows
 
@@ -535,7 +539,7 @@ class Index:
         drows: list[DecisionRow] = []
         for data, mtime, size, ino in items:
             srow, rows = extract(data)
-            srows.append((srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino))
+            srows.append((srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5]))
             drows.extend(rows)
         ids = [(r[0],) for r in srows]
         db.executemany("DELETE FROM sessions WHERE id=?", ids)
@@ -543,7 +547,7 @@ class Index:
         db.executemany("DELETE FROM bad WHERE id=?", ids)
         db.executemany(
             "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-            " suggestions, ino) VALUES(?,?,?,?,?,?,?,?)",
+            " suggestions, ino, vals) VALUES(?,?,?,?,?,?,?,?,?)",
             srows,
         )
         db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
@@ -563,8 +567,8 @@ class Index:
             self._drop(db, srow[0])
             db.execute(
                 "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-                " suggestions, ino) VALUES(?,?,?,?,?,?,?,?)",
-                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino),
+                " suggestions, ino, vals) VALUES(?,?,?,?,?,?,?,?,?)",
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5]),
             )
             db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
         except BaseException:
@@ -617,78 +621,157 @@ class Index:
     def _levels(
         self, db: sqlite3.Connection, data: Mapping[str, Any], rules: metrics.Rules
     ) -> list[dict[str, Any]]:
+        """Levels per (step, scope): the session's own scope, each step with its own rules."""
         wf = str(data["workflow_id"])
+        own = scope.scope_of(data) or None
+        key = scope.key_of(own)
         now: dict[str, str] = {}
         for step in data.get("steps") or []:
             step_id = step.get("id")
             if not isinstance(step_id, str) or not step_id:
                 continue
+            step_rules = metrics.Rules.safe(data.get("coaching"), step.get("coaching"), rules)
             try:
-                now[step_id] = self.step_level(step, wf, rules)
+                now[step_id] = self.step_level(step, wf, step_rules, own)
             except ValueError:
                 continue  # an unknown max_level in a hand-edited file: no level to track
         if not now:
             return []
         now[""] = min(now.values(), key=metrics.LEVELS.index)
-        known = dict(db.execute("SELECT step_id, level FROM levels WHERE workflow_id=?", (wf,)))
+        known = dict(
+            db.execute(
+                "SELECT step_id, level FROM levels WHERE workflow_id=? AND scope=?", (wf, key)
+            )
+        )
         events: list[dict[str, Any]] = []
         ts = _utcnow()
         for step_id, level in now.items():
             before = known.get(step_id)
             if before == level:
                 continue
-            db.execute("INSERT OR REPLACE INTO levels VALUES(?,?,?)", (wf, step_id, level))
+            db.execute(
+                "INSERT OR REPLACE INTO levels(workflow_id, step_id, scope, level) VALUES(?,?,?,?)",
+                (wf, step_id, key, level),
+            )
             if before is not None:
-                events.append(
-                    {
-                        "ts": ts,
-                        "event": "level_changed",
-                        "session_id": str(data["id"]),
-                        "workflow_id": wf,
-                        "step_id": step_id or None,
-                        "from": before,
-                        "to": level,
-                    }
-                )
+                event = {
+                    "ts": ts,
+                    "event": "level_changed",
+                    "session_id": str(data["id"]),
+                    "workflow_id": wf,
+                    "step_id": step_id or None,
+                    "from": before,
+                    "to": level,
+                }
+                if own is not None:
+                    event["scope"] = own
+                events.append(event)
         # The workflow's own change reads best after its steps'.
         events.sort(key=lambda e: e["step_id"] is None)
         return events
 
-    def step_level(self, step: Mapping[str, Any], workflow_id: str, rules: metrics.Rules) -> str:
+    def step_level(
+        self,
+        step: Mapping[str, Any],
+        workflow_id: str,
+        rules: metrics.Rules,
+        within: Mapping[str, str | None] | None = None,
+    ) -> str:
         """A snapshot step's level on the suggestion it carries (one indexed query)."""
         suggestion = step.get("suggestion")
         max_level = step.get("max_level")
         if not suggestion:
             return metrics.level_of(False, False, max_level)
-        kinds = self.kinds(workflow_id, str(step["id"]), str(suggestion), rules.window)
+        kinds = self.kinds(workflow_id, str(step["id"]), str(suggestion), rules.window, within)
         ready = metrics.is_ready(metrics.counts(kinds), rules)
         return metrics.level_of(True, ready, max_level)
 
     # -- queries ------------------------------------------------------------------------
 
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]:
-        """The last `window` kinds on this exact suggestion, oldest first."""
-        rows = self.db.execute(
-            "SELECT kind FROM decisions WHERE workflow_id=? AND step_id=? AND suggestion=?"
-            " ORDER BY decided_at DESC, session_id DESC, seq DESC LIMIT ?",
-            (workflow_id, step_id, suggestion, window),
-        ).fetchall()
-        return [r[0] for r in reversed(rows)]
+    def kinds(
+        self,
+        workflow_id: str,
+        step_id: str,
+        suggestion: str,
+        window: int,
+        within: Mapping[str, str | None] | None = None,
+    ) -> list[str]:
+        """The last `window` kinds on this exact suggestion (in one scope), oldest first.
 
-    def session_count(self, workflow_id: str) -> int:
+        Without a scope, one indexed range query. In a scope, the same range newest first,
+        kept while the session's values match, until the window is full.
+        """
+        if not within:
+            rows = self.db.execute(
+                "SELECT kind FROM decisions WHERE workflow_id=? AND step_id=? AND suggestion=?"
+                " ORDER BY decided_at DESC, session_id DESC, seq DESC LIMIT ?",
+                (workflow_id, step_id, suggestion, window),
+            ).fetchall()
+            return [r[0] for r in reversed(rows)]
+        out: list[str] = []
+        matching: dict[str, bool] = {}
+        cursor = self.db.execute(
+            "SELECT d.kind, s.vals FROM decisions d JOIN sessions s ON s.id = d.session_id"
+            " WHERE d.workflow_id=? AND d.step_id=? AND d.suggestion=?"
+            " ORDER BY d.decided_at DESC, d.session_id DESC, d.seq DESC",
+            (workflow_id, step_id, suggestion),
+        )
+        for kind, vals in cursor:
+            ok = matching.get(vals)
+            if ok is None:
+                ok = matching[vals] = scope.matches(_values(vals), within)
+            if ok:
+                out.append(kind)
+                if len(out) >= window:
+                    break
+        cursor.close()
+        return out[::-1]
+
+    def _session_numbers(
+        self, workflow_id: str, within: Mapping[str, str | None] | None
+    ) -> list[tuple[int, int]]:
+        """(accepted, suggestions) of each session (in one scope), newest first."""
+        rows = self.db.execute(
+            "SELECT accepted, suggestions, vals FROM sessions WHERE workflow_id=? ORDER BY id DESC",
+            (workflow_id,),
+        )
+        if not within:
+            return [(a, s) for a, s, _ in rows]
+        return [(a, s) for a, s, v in rows if scope.matches(_values(v), within)]
+
+    def session_count(
+        self, workflow_id: str, within: Mapping[str, str | None] | None = None
+    ) -> int:
+        if within:
+            return len(self._session_numbers(workflow_id, within))
         row = self.db.execute(
             "SELECT count(*) FROM sessions WHERE workflow_id=?", (workflow_id,)
         ).fetchone()
         return int(row[0])
 
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]:
+    def trend(
+        self,
+        workflow_id: str,
+        n: int = TREND_SESSIONS,
+        within: Mapping[str, str | None] | None = None,
+    ) -> list[float | None]:
         """Acceptance rate of each of the workflow's last `n` sessions, oldest first."""
-        rows = self.db.execute(
-            "SELECT accepted, suggestions FROM sessions WHERE workflow_id=?"
-            " ORDER BY id DESC LIMIT ?",
-            (workflow_id, n),
-        ).fetchall()
+        if within:
+            rows = self._session_numbers(workflow_id, within)[:n]
+        else:
+            rows = self.db.execute(
+                "SELECT accepted, suggestions FROM sessions WHERE workflow_id=?"
+                " ORDER BY id DESC LIMIT ?",
+                (workflow_id, n),
+            ).fetchall()
         return [a / s if s else None for a, s in reversed(rows)]
+
+    def values(self, workflow_id: str) -> list[dict[str, str]]:
+        """The distinct variable values the workflow's sessions ran with (for scopes seen)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT vals FROM sessions WHERE workflow_id=?", (workflow_id,)
+        )
+        return [_values(r[0]) for r in rows]
 
     def workflow_ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT workflow_id FROM sessions")]
@@ -712,9 +795,9 @@ class Index:
 
     def session_rows(self) -> dict[str, SessionRow]:
         return {
-            r[0]: (r[0], r[1], r[2], r[3], r[4])
+            r[0]: (r[0], r[1], r[2], r[3], r[4], r[5])
             for r in self.db.execute(
-                "SELECT id, workflow_id, status, accepted, suggestions FROM sessions"
+                "SELECT id, workflow_id, status, accepted, suggestions, vals FROM sessions"
             )
         }
 
@@ -731,6 +814,15 @@ class Index:
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key IN ('complete', 'dir')")
         return self.refresh(force_scan=True)
+
+
+def _values(vals: str) -> dict[str, str]:
+    """A `vals` column back into {variable: value} (any damage reads as no values)."""
+    try:
+        parsed = scope.parse_key(vals)
+    except ValueError:
+        return {}
+    return {k: v for k, v in (parsed or {}).items() if v is not None}
 
 
 def _utcnow() -> str:

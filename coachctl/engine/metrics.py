@@ -74,6 +74,21 @@ class Rules:
         command's explicit overrides (each layer only where it sets a key)."""
         return cls(**merged(coaching, step, overrides))
 
+    @classmethod
+    def safe(
+        cls, coaching: Any, step: Any = None, fallback: Rules | None = None, **overrides: Any
+    ) -> Rules:
+        """`of` for settings read back from a session file, which a hand edit may have broken:
+        a broken layer is ignored rather than failing the reader."""
+        base = coaching if isinstance(coaching, Mapping) else None
+        own = step if isinstance(step, Mapping) else None
+        for layers in ((base, own), (base, None), (None, own)):
+            try:
+                return cls.of(*layers, overrides)
+            except (ValueError, TypeError):
+                continue
+        return fallback if fallback is not None else cls.of(None, None, overrides)
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Rules is immutable (tried to set {name})")
 
@@ -349,10 +364,18 @@ def workflow_metrics(
 
 
 def global_metrics(workflows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The global row: every workflow's counts summed."""
+    """The global row: every workflow's counts summed.
+
+    A workflow with a trust scope may come once per scope: it counts once, and as ready only
+    when it is ready in every scope listed.
+    """
+    ready: dict[Any, bool] = {}
+    for i, w in enumerate(workflows):
+        key = ("scoped", w["workflow_id"]) if w.get("scope") else i
+        ready[key] = ready.get(key, True) and bool(w["ready"])
     out: dict[str, Any] = {
-        "workflows": len(workflows),
-        "ready_workflows": sum(1 for w in workflows if w["ready"]),
+        "workflows": len(ready),
+        "ready_workflows": sum(ready.values()),
         "sessions": sum(int(w["sessions"]) for w in workflows),
     }
     out.update(_summed(workflows))
