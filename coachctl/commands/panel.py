@@ -79,7 +79,7 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
 
         workflow = load_workflow(session.workflow_path)
         if workflow.id == session.workflow_id:
-            wf = history.workflow_metrics(store, workflow)
+            wf = history.workflow_metrics(store, workflow, within=history.session_scope(session))
     except (CoachctlError, OSError, TypeError):
         wf = None
     if not step.get("suggestion"):
@@ -88,10 +88,16 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
 
 
 def step_trust_text(m: Mapping[str, Any]) -> str:
-    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts)."""
+    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts); with a
+    trust scope, `9/10 accepted for env=prod on this command`."""
+    from coachctl.engine.scope import label
+
     n = int(m["suggestions"])
+    where = f" for {label(m['scope'])}" if m.get("scope") else ""
     said = (
-        f"{m['accepted']}/{n} accepted on this command" if n else "no decisions on this command yet"
+        f"{m['accepted']}/{n} accepted{where} on this command"
+        if n
+        else f"no decisions{where} on this command yet"
     )
     return f"{said} · {auto_text(m)}"
 

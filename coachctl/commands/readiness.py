@@ -53,10 +53,13 @@ def why_never(step: Mapping[str, Any], rules: Mapping[str, Any] | None = None) -
 
 def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
     """READY / NOT READY, then each workflow and, for each blocking step, what it needs."""
+    from coachctl.engine.scope import label
+
     lines = ["READY" if ready else "NOT READY"]
     for w in workflows:
         state = "ready" if w["ready"] else "not ready"
-        lines.append(f"{w['workflow_id']}: {state} (level {w['level']})")
+        where = f" for {label(w['scope'])}" if w.get("scope") else ""
+        lines.append(f"{w['workflow_id']}: {state}{where} (level {w['level']})")
         for s in w["steps"]:
             if s["ready"]:
                 continue
@@ -77,6 +80,19 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
     return "\n".join(lines)
 
 
+def check_scope_vars(given: Mapping[str, str], workflows: Sequence[Mapping[str, Any]]) -> None:
+    """`--var` here names a scope: one that no reported workflow scopes by is a mistake."""
+    from coachctl.errors import UsageError
+
+    used = {name for w in workflows for name in (w.get("scope") or {})}
+    unused = sorted(set(given) - used)
+    if unused:
+        raise UsageError(
+            f"--var {unused[0]}: not a trust_scope variable of "
+            + (", ".join(dict.fromkeys(str(w["workflow_id"]) for w in workflows)) or "any workflow")
+        )
+
+
 @click.command()
 @click.argument("workflows", nargs=-1)
 @click.option(
@@ -89,6 +105,13 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
     "--strict/--no-strict",
     default=None,
     help="Require the 95% confidence bound to reach the threshold too [default: the workflow's].",
+)
+@click.option(
+    "--var",
+    "var_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Name the trust scope to check (a trust_scope variable; its default otherwise).",
 )
 @click.option(
     "--format",
@@ -112,6 +135,7 @@ def readiness(
     threshold: str | None,
     min_decisions: str | None,
     strict: bool | None,
+    var_items: tuple[str, ...],
     fmt: str,
     table_format: str,
 ) -> None:
@@ -119,7 +143,9 @@ def readiness(
     1 when one is not, 2 on an error.
 
     Made for CI: it fails closed, so an unreadable session file of a named workflow is an
-    error, not a silent pass. It says what each blocking step still needs.
+    error, not a silent pass. It says what each blocking step still needs. A workflow with a
+    trust_scope is checked for one scope: --var env=prod (else the variable's default; with
+    neither, exit 2).
     """
     from coachctl.commands._output import emit_rows
     from coachctl.commands.stats import STEP_COLUMNS, workflow_rows
@@ -133,10 +159,20 @@ def readiness(
         "min_decisions": parse_min_decisions(min_decisions),
         "strict": strict,
     }
+    from coachctl.engine.workflow import parse_var_assignments
+
+    given = parse_var_assignments(var_items)
     store = get_store(ctx)
     rep = history.report(
-        store, workflows, overrides=overrides, include_orphans=False, strict_files=True
+        store,
+        workflows,
+        overrides=overrides,
+        include_orphans=False,
+        strict_files=True,
+        given=given,
+        one_scope=True,
     )
+    check_scope_vars(given, rep.workflows)
     if not rep.workflows:
         raise UsageError(f"no workflows to check in {store.workflows_dir}")
     named = {w["workflow_id"] for w in rep.workflows}

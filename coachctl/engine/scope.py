@@ -118,7 +118,8 @@ def resolve(
 def name_the_scope(workflow_id: str, missing: Sequence[str]) -> str:
     """The one line for a scope variable with neither a default nor `--var`."""
     hint = " ".join(f"--var {name}=…" for name in missing)
-    return f"{workflow_id}: name the scope: {hint} (its trust_scope has no default for it)"
+    what = "a trust_scope variable" if len(missing) == 1 else "trust_scope variables"
+    return f"{workflow_id}: name the scope: {hint} ({what} without a default)"
 
 
 def selection(names: Sequence[str], given: Mapping[str, str]) -> dict[str, str]:

@@ -1,0 +1,191 @@
+"""Trust scope and per-step rules at the CLI (issue 12): AUTO in staging is not AUTO in prod."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, write_workflow
+
+# The issue's example: a deploy step accepted three times with env=staging.
+DEPLOY = """
+id: deploy
+variables:
+  env: null
+coaching:
+  min_decisions: 3
+  strict: false
+  trust_scope: [env]
+steps:
+  - id: deploy
+    run: echo deploying to {{ env }}
+"""
+
+# Two steps with the same history; one asks for more than the workflow does.
+SIBLINGS = """
+id: siblings
+coaching:
+  min_decisions: 3
+  strict: false
+steps:
+  - id: build
+    run: echo build
+  - id: migrate
+    run: echo migrate
+    coaching: {threshold: 0.95, min_decisions: 5}
+"""
+
+
+@pytest.fixture
+def deploy(home: Path) -> Path:
+    for p in (home / "workflows").iterdir():
+        p.unlink()
+    write_workflow(home, "deploy", DEPLOY)
+    return home
+
+
+def accept(cli: Cli, workflow: str, n: int, *var: str, steps: int = 1) -> None:
+    for _ in range(n):
+        sid = cli.start(workflow, *var)
+        for _ in range(steps):
+            r = cli("decide", sid, "accept", "--no-exec")
+            assert r.exit_code == 0, r.stderr
+
+
+def test_staging_trust_does_not_make_prod_auto(cli: Cli, deploy: Path) -> None:
+    accept(cli, "deploy", 3, "--var", "env=staging")
+
+    staging = cli("readiness", "deploy", "--var", "env=staging")
+    assert staging.exit_code == 0, staging.output
+    assert "deploy: ready for env=staging (level AUTO)" in staging.stdout
+
+    prod = cli("readiness", "deploy", "--var", "env=prod")
+    assert prod.exit_code == 1, prod.output
+    assert "deploy: not ready for env=prod (level COACHING)" in prod.stdout
+    assert "0 decisions; needs 3 more accepts in a row" in prod.stdout
+
+    unnamed = cli("readiness", "deploy")
+    assert unnamed.exit_code == 2
+    assert unnamed.stdout == ""
+    assert unnamed.stderr.strip() == (
+        "coachctl: deploy: name the scope: --var env=… (a trust_scope variable without a default)"
+    )
+
+    plan = cli("run", "deploy", "--var", "env=prod", "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert "mode mixed, trust scope env=prod" in plan.stdout
+    assert "1. deploy [COACHING] asks a person (AUTO for env=staging; COACHING here)" in plan.stdout
+    assert "$ echo deploying to prod" in plan.stdout
+    staged = cli("run", "deploy", "--var", "env=staging", "--dry-run")
+    assert "1. deploy [AUTO] runs alone\n" in staged.stdout
+
+
+def test_prod_run_asks_a_person_while_staging_runs_alone(cli: Cli, deploy: Path) -> None:
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    prod = cli.json("run", "deploy", "--var", "env=prod", "--no-input")
+    assert prod["status"] == "active" and prod["step"]["id"] == "deploy"
+    assert prod["step"]["level"] == "COACHING"
+    staging = cli.json("run", "deploy", "--var", "env=staging", "--no-input")
+    assert staging["status"] == "completed"
+    auto = cli("run", "deploy", "--var", "env=prod", "--mode", "auto")
+    assert auto.exit_code == 1
+    assert "deploy is not ready: deploy" in auto.stderr
+
+
+def test_session_records_its_scope(cli: Cli, deploy: Path) -> None:
+    sid = cli.start("deploy", "--var", "env=staging")
+    data = json.loads((deploy / "sessions" / f"{sid}.json").read_text())
+    assert data["scope"] == {"env": "staging"}
+    assert data["coaching"]["trust_scope"] == ["env"]
+    # Fixed for its life: nothing that continues a session takes --var.
+    for args in (("resume", sid), ("decide", sid, "accept")):
+        r = cli(*args, "--var", "env=prod")
+        assert r.exit_code == 2
+        assert "No such option '--var'" in r.stderr
+
+
+def test_stats_one_row_per_scope_and_json_keys(cli: Cli, deploy: Path) -> None:
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    accept(cli, "deploy", 1, "--var", "env=prod")
+    out = cli.json("stats", "deploy")
+    scopes = [w["scope"] for w in out["workflows"]]
+    assert scopes == [{"env": "prod"}, {"env": "staging"}]
+    for w in out["workflows"]:
+        assert [s["scope"] for s in w["steps"]] == [w["scope"]]
+    prod, staging = out["workflows"]
+    assert (prod["sessions"], prod["accepted"], prod["level"]) == (1, 1, "COACHING")
+    assert (staging["sessions"], staging["accepted"], staging["level"]) == (3, 3, "AUTO")
+    assert staging["steps"][0]["accepts_needed"] == 0
+    assert prod["steps"][0]["accepts_needed"] == 2
+    assert out["global"]["workflows"] == 1 and out["global"]["ready_workflows"] == 0
+    assert out["global"]["sessions"] == 4 and out["global"]["accepted"] == 4
+    assert set(out["workflows"][0]) >= {
+        "workflow_id", "scope", "level", "ready", "sessions", "suggestions", "accepted",
+        "acceptance_rate", "confidence", "steps",
+    }  # fmt: skip
+
+    only = cli.json("stats", "deploy", "--var", "env=staging")
+    assert [w["scope"] for w in only["workflows"]] == [{"env": "staging"}]
+
+    table = cli("stats", "deploy", "--table-format", "plain")
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["workflow_id", "scope", "level"]
+    assert lines[1].split()[:3] == ["deploy", "env=prod", "COACHING"]
+    assert lines[2].split()[:3] == ["deploy", "env=staging", "AUTO"]
+
+    wrong = cli("stats", "deploy", "--var", "region=eu")
+    assert wrong.exit_code == 2
+    assert "--var region: not a trust_scope variable of deploy" in wrong.stderr
+
+
+def test_unscoped_json_steps_carry_null_scope(cli: Cli, home: Path) -> None:
+    write_workflow(home, "siblings", SIBLINGS)
+    out = cli.json("stats", "siblings")
+    (w,) = out["workflows"]
+    assert w["scope"] is None
+    assert [s["scope"] for s in w["steps"]] == [None, None]
+
+
+def test_per_step_threshold_blocks_one_sibling(cli: Cli, home: Path) -> None:
+    write_workflow(home, "siblings", SIBLINGS)
+    # Both steps get the same history: 1 reject, then 6 accepts (rate 0.857).
+    for i in range(7):
+        sid = cli.start("siblings")
+        decision = "reject" if i == 0 else "accept"
+        for _ in range(2):
+            assert cli("decide", sid, decision, "--no-exec").exit_code == 0
+    out = cli.json("readiness", "siblings")
+    build, migrate = out["workflows"][0]["steps"]
+    assert (build["suggestions"], build["accepted"]) == (
+        migrate["suggestions"],
+        migrate["accepted"],
+    )
+    assert build["ready"] is True and build["level"] == "AUTO"
+    assert migrate["ready"] is False and migrate["level"] == "COACHING"
+    assert migrate["reason"] == "rate 0.86 < 0.95"
+    assert migrate["rules"] == {"threshold": 0.95, "min_decisions": 5, "window": 50,
+                                "strict": False}  # fmt: skip
+    assert "rules" not in build
+    r = cli("readiness", "siblings")
+    assert r.exit_code == 1
+    assert "migrate: rate 0.857" in r.stdout and "build:" not in r.stdout
+    # The override is checked by validate like the workflow's own block.
+    write_workflow(home, "bad", SIBLINGS.replace("threshold: 0.95", "threshold: 1.5"))
+    v = cli("validate", str(home / "workflows" / "bad.yaml"))
+    assert v.exit_code == 2
+    assert "bad.yaml:11: coaching.threshold of step 2 must be > 0 and <= 1, not 1.5\n" in v.stderr
+
+
+def test_old_sessions_count_toward_their_variables(cli: Cli, deploy: Path) -> None:
+    """Sessions from before trust_scope existed count toward the env they ran with."""
+    write_workflow(deploy, "deploy", DEPLOY.replace("  trust_scope: [env]\n", ""))
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    for path in (deploy / "sessions").glob("*.json"):
+        data = json.loads(path.read_text())
+        assert "scope" not in data  # no trust_scope: nothing recorded
+    assert cli("readiness", "deploy").exit_code == 0  # unscoped: one pooled history
+    write_workflow(deploy, "deploy", DEPLOY)
+    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
+    assert cli("readiness", "deploy", "--var", "env=prod").exit_code == 1
