@@ -61,7 +61,7 @@ def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
             click.echo(f"coachctl: warning: {exc}", err=True)
             rows.append({"workflow_id": path.stem, "name": "(invalid)", "path": str(path)})
             continue
-        m = history.workflow_metrics(store, wf)
+        m = history.workflow_overall(store, wf)  # lowest over its trust scopes, if any
         rows.append(
             {
                 "workflow_id": wf.id,

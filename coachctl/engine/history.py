@@ -458,6 +458,23 @@ def workflow_metrics(
     )
 
 
+def workflow_overall(store: Store, workflow: Workflow, *, full: bool = False) -> dict[str, Any]:
+    """One object for a workflow across its scopes (what `workflows` lists): its lowest level
+    in any scope seen, ready only when ready in each, counts summed. Never the pooled history,
+    which would let staging's trust speak for prod."""
+
+    def compute(src: Source) -> dict[str, Any]:
+        objects = file_workflow_objects(store, src, workflow, {})
+        if len(objects) == 1:
+            return objects[0]
+        steps = [s for w in objects for s in w["steps"]]
+        out = metrics.workflow_metrics(workflow.id, steps, sum(w["sessions"] for w in objects))
+        out["scopes"] = [w["scope"] for w in objects]
+        return out
+
+    return dict(_with_source(store, full, compute))
+
+
 def other_scopes_auto(
     store: Store, workflow: Workflow, within: Within, *, full: bool = False
 ) -> dict[str, list[str]]:
@@ -723,6 +740,8 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
             key: Any = i
             if isinstance(v, dict):
                 key = v.get("step_id", v.get("workflow_id", i))
+                if v.get("scope"):  # one object per trust scope: keep them apart
+                    key = f"{key}{{{scope.label(v['scope'])}}}"
             out.update(_flatten(v, f"{prefix}[{key}]"))
     else:
         out[prefix] = obj

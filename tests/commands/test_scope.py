@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,36 @@ def test_old_sessions_count_toward_their_variables(cli: Cli, deploy: Path) -> No
     write_workflow(deploy, "deploy", DEPLOY)
     assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
     assert cli("readiness", "deploy", "--var", "env=prod").exit_code == 1
+
+
+def test_workflows_never_pools_scopes(cli: Cli, deploy: Path) -> None:
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    accept(cli, "deploy", 1, "--var", "env=prod")
+    (row,) = cli.json("workflows")
+    # Pooled, 4 of 4 accepted would be AUTO; prod has 1 of 3 decisions.
+    assert (row["workflow_id"], row["level"], row["ready"]) == ("deploy", "COACHING", False)
+    assert row["sessions"] == 4
+
+
+def test_doctor_checks_scoped_numbers(cli: Cli, deploy: Path) -> None:
+    import sqlite3
+
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    accept(cli, "deploy", 1, "--var", "env=prod")
+    for path in (deploy / "sessions").glob("*.json"):  # old enough that the index trusts them
+        os.utime(path, (path.stat().st_mtime - 60, path.stat().st_mtime - 60))
+    assert cli("doctor", "--repair").exit_code == 0
+    assert cli("doctor").exit_code == 0
+    db = sqlite3.connect(deploy / "sessions" / ".index" / "index.sqlite")
+    with db:  # the index now believes one staging session ran in prod
+        db.execute(
+            "UPDATE sessions SET vals=? WHERE id=(SELECT min(id) FROM sessions WHERE vals LIKE ?)",
+            ('{"env":"prod"}', "%staging%"),
+        )
+    db.close()
+    r = cli("doctor")
+    assert r.exit_code == 1
+    assert "stats differ at workflows[deploy{env=prod}].sessions: index 2, files 1" in r.stdout
+    assert "stats differ at workflows[deploy{env=staging}].sessions: index 2, files 3" in r.stdout
+    assert cli("doctor", "--repair").exit_code == 0
+    assert cli("doctor").exit_code == 0
