@@ -129,8 +129,11 @@ def session_stats_text(stats: Mapping[str, Any]) -> str:
 
 def workflow_stats_text(wf: Mapping[str, Any]) -> str:
     """Rate, confidence, level, and what AUTO still needs for the whole workflow."""
+    from coachctl.engine.scope import label
+
+    where = f" for {label(wf['scope'])}" if wf.get("scope") else ""
     head = (
-        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted "
+        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted{where} "
         f"({_pct(wf['acceptance_rate'])}), confidence {_conf(wf['confidence'])}, "
         f"level {wf['level']}"
     )

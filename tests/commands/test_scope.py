@@ -223,3 +223,36 @@ def test_doctor_checks_scoped_numbers(cli: Cli, deploy: Path) -> None:
     assert "stats differ at workflows[deploy{env=staging}].sessions: index 2, files 3" in r.stdout
     assert cli("doctor", "--repair").exit_code == 0
     assert cli("doctor").exit_code == 0
+
+
+def test_journey_with_a_scope(cli: Cli, deploy: Path) -> None:
+    """A new user's journey: trust earned in staging, a person still asked in prod (real
+    processes, a real terminal for the panel)."""
+    from tests.commands.test_panel import Pty
+
+    accept(cli, "deploy", 3, "--var", "env=staging")
+
+    t = Pty(deploy, "run", "deploy", "--var", "env=prod")
+    t.expect("level COACHING · no decisions for env=prod on this command yet")
+    t.expect("$ echo deploying to prod")
+    t.key("a")
+    t.expect("deploying to prod")
+    t.expect("workflow deploy: 1/1 accepted for env=prod (100%)")
+    assert t.exit_code() == 0
+
+    t = Pty(deploy, "run", "deploy", "--var", "env=prod")
+    t.expect("level COACHING · 1/1 accepted for env=prod on this command · AUTO after 2 more")
+    t.key("p")
+    assert t.exit_code() == 0
+
+    t = Pty(deploy, "run", "deploy", "--var", "env=staging")
+    t.expect("[1/1] deploy … ok")
+    assert t.exit_code() == 0
+
+    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
+    assert cli("readiness", "deploy", "--var", "env=prod").exit_code == 1
+    out = cli.json("stats", "deploy", "--by", "step")
+    assert [(w["scope"], w["sessions"]) for w in out["workflows"]] == [
+        ({"env": "prod"}, 2),
+        ({"env": "staging"}, 4),
+    ]
