@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
+from tests.commands.test_panel import Pty as PanelPty
 from tests.conftest import Cli, write_workflow
 
 # The issue's example: a deploy step accepted three times with env=staging.
@@ -225,11 +229,31 @@ def test_doctor_checks_scoped_numbers(cli: Cli, deploy: Path) -> None:
     assert cli("doctor").exit_code == 0
 
 
+class Pty(PanelPty):
+    """The panel tests' terminal, polling with poll(): by the time this test runs, in-process
+    CLI calls of earlier tests may have left over 1024 descriptors open (select() fails)."""
+
+    def __init__(self, home: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "VISUAL", "EDITOR")}
+        env.update({"COACHCTL_HOME": str(home), "TERM": "xterm", "COACHCTL_USER": "tester"})
+        env["NO_COLOR"] = "1"
+        self.log = io.StringIO()
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "coachctl", "--home", str(home), *args],
+            env=env,
+            cwd=str(home),
+            dimensions=(40, 120),
+            timeout=10,
+            encoding="utf-8",
+            use_poll=True,
+        )
+        self.child.logfile_read = self.log
+
+
 def test_journey_with_a_scope(cli: Cli, deploy: Path) -> None:
     """A new user's journey: trust earned in staging, a person still asked in prod (real
     processes, a real terminal for the panel)."""
-    from tests.commands.test_panel import Pty
-
     accept(cli, "deploy", 3, "--var", "env=staging")
 
     t = Pty(deploy, "run", "deploy", "--var", "env=prod")
