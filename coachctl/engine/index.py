@@ -709,7 +709,7 @@ class Index:
             ).fetchall()
             return [r[0] for r in reversed(rows)]
         out: list[str] = []
-        matching: dict[str, bool] = {}
+        ok = self._matcher(within)
         cursor = self.db.execute(
             "SELECT d.kind, s.vals FROM decisions d JOIN sessions s ON s.id = d.session_id"
             " WHERE d.workflow_id=? AND d.step_id=? AND d.suggestion=?"
@@ -717,33 +717,38 @@ class Index:
             (workflow_id, step_id, suggestion),
         )
         for kind, vals in cursor:
-            ok = matching.get(vals)
-            if ok is None:
-                ok = matching[vals] = scope.matches(_values(vals), within)
-            if ok:
+            if ok(vals):
                 out.append(kind)
                 if len(out) >= window:
                     break
         cursor.close()
         return out[::-1]
 
-    def _session_numbers(
-        self, workflow_id: str, within: Mapping[str, str | None] | None
-    ) -> list[tuple[int, int]]:
-        """(accepted, suggestions) of each session (in one scope), newest first."""
-        rows = self.db.execute(
-            "SELECT accepted, suggestions, vals FROM sessions WHERE workflow_id=? ORDER BY id DESC",
-            (workflow_id,),
-        )
-        if not within:
-            return [(a, s) for a, s, _ in rows]
-        return [(a, s) for a, s, v in rows if scope.matches(_values(v), within)]
+    def _matcher(self, within: Mapping[str, str | None]) -> Any:
+        """A test of a `vals` string against a scope, parsing each distinct string once."""
+        memo: dict[str, bool] = {}
+
+        def ok(vals: str) -> bool:
+            hit = memo.get(vals)
+            if hit is None:
+                hit = memo[vals] = scope.matches(_values(vals), within)
+            return hit
+
+        return ok
 
     def session_count(
         self, workflow_id: str, within: Mapping[str, str | None] | None = None
     ) -> int:
         if within:
-            return len(self._session_numbers(workflow_id, within))
+            ok = self._matcher(within)
+            return sum(
+                n
+                for vals, n in self.db.execute(
+                    "SELECT vals, count(*) FROM sessions WHERE workflow_id=? GROUP BY vals",
+                    (workflow_id,),
+                )
+                if ok(vals)
+            )
         row = self.db.execute(
             "SELECT count(*) FROM sessions WHERE workflow_id=?", (workflow_id,)
         ).fetchone()
@@ -757,7 +762,19 @@ class Index:
     ) -> list[float | None]:
         """Acceptance rate of each of the workflow's last `n` sessions, oldest first."""
         if within:
-            rows = self._session_numbers(workflow_id, within)[:n]
+            ok = self._matcher(within)
+            rows: list[tuple[int, int]] = []
+            cursor = self.db.execute(
+                "SELECT accepted, suggestions, vals FROM sessions WHERE workflow_id=?"
+                " ORDER BY id DESC",
+                (workflow_id,),
+            )
+            for a, s, vals in cursor:
+                if len(rows) >= n:
+                    break
+                if ok(vals):
+                    rows.append((a, s))
+            cursor.close()
         else:
             rows = self.db.execute(
                 "SELECT accepted, suggestions FROM sessions WHERE workflow_id=?"
