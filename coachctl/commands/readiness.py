@@ -36,8 +36,12 @@ def parse_min_decisions(raw: str | None) -> int | None:
         value = int(raw)
     except ValueError:
         value = -1
-    if value < 0:
-        raise UsageError(f"invalid --min-decisions: {raw} (expected an integer >= 0)")
+    from coachctl.engine.coaching import MAX_COUNT
+
+    if not 0 <= value <= MAX_COUNT:
+        raise UsageError(
+            f"invalid --min-decisions: {raw} (expected an integer from 0 to {MAX_COUNT})"
+        )
     return value
 
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from coachctl.engine.coaching import DEFAULTS, merged
+from coachctl.engine.coaching import DEFAULTS, MAX_COUNT, merged
 
 LEVELS = ("OBSERVATION", "COACHING", "AUTO")
 KINDS = ("accepted", "rejected", "corrected", "manual", "failed", "skipped")
@@ -113,10 +113,16 @@ class Rules:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold!r}")
         if isinstance(self.min_decisions, bool) or not isinstance(self.min_decisions, int):
             raise ValueError(f"min_decisions must be an integer, got {self.min_decisions!r}")
-        if self.min_decisions < 0:
-            raise ValueError(f"min_decisions must be >= 0, got {self.min_decisions}")
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"window must be an integer >= 1, got {self.window!r}")
+        if not 0 <= self.min_decisions <= MAX_COUNT:
+            raise ValueError(
+                f"min_decisions must be from 0 to {MAX_COUNT}, got {self.min_decisions}"
+            )
+        if isinstance(self.window, bool) or not isinstance(self.window, int):
+            raise ValueError(f"window must be an integer, got {self.window!r}")
+        if not 1 <= self.window <= MAX_COUNT:
+            # Also what keeps a window recorded in an old session file (before workflow files
+            # were bounded) from overflowing SQLite: Rules.safe falls back to the defaults.
+            raise ValueError(f"window must be from 1 to {MAX_COUNT}, got {self.window}")
 
 
 def wilson_lower_bound(successes: int, n: int, z: float = _Z95) -> float | None:

@@ -280,3 +280,23 @@ def test_journey_with_a_scope(cli: Cli, deploy: Path) -> None:
         ({"env": "prod"}, 2),
         ({"env": "staging"}, 4),
     ]
+
+
+def test_a_huge_window_recorded_in_an_old_session_breaks_nothing(cli: Cli, home: Path) -> None:
+    """Before `coaching:` numbers were bounded a 2^63 window passed validate and was recorded
+    in sessions; such a session must not break stats, readiness or doctor (issue 10)."""
+    write_workflow(home, "siblings", SIBLINGS)
+    sid = cli.start("siblings")
+    path = home / "sessions" / f"{sid}.json"
+    data = json.loads(path.read_text())
+    data["coaching"]["window"] = 2**63
+    data["steps"][1]["coaching"]["min_decisions"] = 2**63
+    path.write_text(json.dumps(data))
+    assert cli("decide", sid, "accept", "--no-exec").exit_code == 0
+    (home / "workflows" / "siblings.yaml").unlink()  # its metrics now come from the session
+    r = cli("stats", "siblings", "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    (w,) = json.loads(r.stdout)["workflows"]
+    assert w["rules"]["window"] == 50  # the recorded nonsense is ignored: the defaults
+    assert cli("readiness", "siblings").exit_code == 1
+    assert cli("doctor").exit_code == 0
