@@ -64,9 +64,7 @@ class Settings:
 def _check_lock_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
     """A number of seconds to wait: `nan` would wait forever and `inf` is not a timeout."""
     if not 0 <= value < float("inf"):  # also false for nan
-        raise click.BadParameter(
-            f"{value} (expected a finite number of seconds >= 0)", ctx, param
-        )
+        raise click.BadParameter(f"{value} (expected a finite number of seconds >= 0)", ctx, param)
     return value
 
 

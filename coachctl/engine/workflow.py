@@ -7,6 +7,7 @@ Pure engine code: no printing, no click; it returns data or raises `coachctl.err
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -480,17 +481,26 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
 def find_workflows(home: Path) -> list[Path]:
     """The home's workflow files (`workflows/*.yaml|*.yml`), sorted by file name."""
     folder = Path(home) / "workflows"
-    if not folder.is_dir():
-        return []
     root = os.path.realpath(home)
-    found = [
-        p
-        for p in folder.iterdir()
-        if p.suffix in (".yaml", ".yml")
-        and p.is_file()
-        and os.path.commonpath([os.path.realpath(p), root]) == root
-    ]
+    try:
+        if not folder.is_dir():
+            return []
+        found = [
+            p
+            for p in folder.iterdir()
+            if p.suffix in (".yaml", ".yml")
+            and p.is_file()
+            and os.path.commonpath([os.path.realpath(p), root]) == root
+        ]
+    except OSError as exc:  # exit 2: `readiness` must fail closed, never say "not ready"
+        raise UsageError(f"cannot read {folder}: {_reason(exc)}") from None
     return sorted(found, key=lambda p: p.name)
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
 
 
 def resolve_workflow_path(ref: str, home: Path) -> Path:
@@ -504,7 +514,13 @@ def resolve_workflow_path(ref: str, home: Path) -> Path:
     if ID_RE.match(ref):
         for suffix in (".yaml", ".yml"):
             candidate = Path(home) / "workflows" / f"{ref}{suffix}"
-            if candidate.is_file():
+            try:
+                found = candidate.is_file()
+            except OSError as exc:  # e.g. workflows/ without search permission
+                if exc.errno != errno.ENAMETOOLONG:  # too long to be a file: no such workflow
+                    raise UsageError(f"cannot read {candidate.parent}: {_reason(exc)}") from None
+                found = False
+            if found:
                 real, root = os.path.realpath(candidate), os.path.realpath(home)
                 if os.path.commonpath([real, root]) != root:
                     raise UsageError(f"refused: {candidate} is a symlink pointing out of {home}")
