@@ -192,6 +192,15 @@ class _Checker:
             return "empty (null)"
         return names.get(node.tag, f"a value tagged {node.tag}")
 
+    def flow_hint(self, node: Node) -> str:
+        """`run: {{ cmd }}` is a YAML mapping, not a template: say how to write it."""
+        from yaml.nodes import MappingNode
+
+        flow = isinstance(node, MappingNode) and node.flow_style and node.value
+        if flow and isinstance(node.value[0][0], MappingNode):  # `{{ name }}`: a mapping key
+            return f" ({QUOTE_HINT})"
+        return ""
+
     def is_null(self, node: Node) -> bool:
         from yaml.nodes import ScalarNode
 
@@ -205,7 +214,9 @@ class _Checker:
 
         self.visit(node)
         if not isinstance(node, ScalarNode) or node.tag not in tags:
-            self.fail(node, f"{what} must be {expected}, not {self.describe(node)}")
+            self.fail(
+                node, f"{what} must be {expected}, not {self.describe(node)}{self.flow_hint(node)}"
+            )
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError) as exc:  # e.g. an int with 5000 digits
@@ -263,7 +274,12 @@ class _Checker:
                 self.fail(
                     value_node,
                     f"variable '{name}' must be a string, number, boolean or null, "
-                    f"not {self.describe(value_node)}",
+                    f"not {self.describe(value_node)}{self.flow_hint(value_node)}",
+                )
+            if "\0" in value_node.value:  # what every `run` would refuse, refused up front
+                self.fail(
+                    value_node,
+                    f"variable '{name}' contains a NUL byte, which a shell argument cannot hold",
                 )
             if value_node.tag == _NULL:
                 result[name] = None
@@ -315,7 +331,7 @@ class _Checker:
                     self.fail(value_node, f"{what} must be > 0 seconds, not {value_node.value}")
                 values[key] = timeout
             elif key == "max_level":
-                level = self.text(value_node, what)
+                level = self.text(value_node, what).upper()  # `max_level: coaching` too
                 if level not in LEVELS:
                     self.fail(
                         value_node, f"{what} must be one of {', '.join(LEVELS)}, not '{level}'"
@@ -388,7 +404,8 @@ def _compose(path: str, text: str) -> Node | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "invalid YAML"
-        raise WorkflowError(f"{path}:{line}: invalid YAML: {problem}") from None
+        hint = _quote_hint(problem, text, mark.line if mark is not None else -1)
+        raise WorkflowError(f"{path}:{line}: invalid YAML: {problem}{hint}") from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         raise WorkflowError(f"{path}:{line}: invalid YAML: {exc.reason}") from None
@@ -397,6 +414,37 @@ def _compose(path: str, text: str) -> Node | None:
     except RecursionError:  # the pure-Python composer on very deep nesting
         raise WorkflowError(f"{path}:1: invalid YAML: nested too deeply") from None
     return node
+
+
+QUOTE_HINT = (
+    "quote the value: one that starts with {{ is read as a YAML mapping; "
+    'e.g. run: "{{ tool }} --now"'
+)
+#: `key: {{ ...`: a plain value that YAML reads as a flow mapping (of a mapping).
+_FLOW_START_RE = re.compile(r"^\s*(?:-\s+)?(?:[^\s#'\"][^:#]*:\s+)?\{\{")
+#: `key: "a b" c`: a quoted string followed by more text on the line.
+_PART_QUOTED_RE = re.compile(r"^\s*(?:-\s+)?(?:[^\s#'\"][^:#]*:\s+)?(\"[^\"]*\"|'[^']*')\s*[^\s#]")
+
+
+def _quote_hint(problem: str, text: str, index: int) -> str:
+    """The likely cause of a YAML error in a workflow, and its fix (quoting), when known.
+
+    A person writing `run: echo a: b` or `run: {{ tool }} --now` meant a string; YAML read a
+    mapping. Only these shapes get the hint, so it never misleads on other errors.
+    """
+    if problem.startswith("mapping values are not allowed"):
+        return " (quote the value: a ': ' in it starts a YAML mapping; e.g. run: \"echo a: b\")"
+    lines = text.splitlines()
+    for i in (index, index - 1):  # the mark may sit on the line after the value
+        if 0 <= i < len(lines):
+            if _FLOW_START_RE.match(lines[i]):
+                return f" ({QUOTE_HINT})"
+            if _PART_QUOTED_RE.match(lines[i]):
+                return (
+                    " (quote the value whole: a quoted part must be all of it; "
+                    "e.g. run: 'echo \"a b\" c')"
+                )
+    return ""
 
 
 def load_workflow(path: str | os.PathLike[str]) -> Workflow:
