@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from coachctl.engine.shellscan import unsafe_placeholder
 from coachctl.errors import UsageError, WorkflowError
 
 if TYPE_CHECKING:  # only for annotations: `import yaml` stays lazy (keeps `--help` fast)
@@ -372,7 +373,7 @@ class _Checker:
                         f"(declared: {known})",
                     )
             if key == "run":
-                problem = _unsafe_placeholder(template)
+                problem = unsafe_placeholder(template, TEMPLATE_RE)
                 if problem is not None:
                     self.fail(node, f"run of step '{step.id}': {problem}")
 
@@ -645,7 +646,7 @@ def render_run(template: str, variables: Mapping[str, str]) -> str:
     placeholder inside quotes, a comment, `$((...))` or a here-document is refused (UsageError)
     rather than rendered into something a value could break out of.
     """
-    problem = _unsafe_placeholder(template)
+    problem = unsafe_placeholder(template, TEMPLATE_RE)
     if problem is not None:
         raise UsageError(problem)
     return _render(template, variables, _shell_word)
@@ -661,187 +662,3 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug or "step"
-
-
-# --------------------------------------------------------------------------- shell contexts
-
-_MASK = "\0"  # stands for one placeholder while scanning; a NUL in `run` is refused first
-_WORD_BREAKS = " \t\n;&|()<>"
-_CONTINUING = ("top", "cmdsub", "dq", "brace", "arith")  # where backslash-newline is removed
-_PLACES = {
-    "sq": "inside single quotes",
-    "dq": "inside double quotes",
-    "ansi": "inside $'...'",
-    "bt": "inside backquotes",
-    "comment": "in a comment",
-    "arith": "inside an arithmetic expression",
-    "brace": "inside ${...}",
-}
-
-
-def _join_continuations(text: str, at: int) -> str:
-    """Remove every backslash-newline starting at `at`."""
-    while text.startswith("\\\n", at):
-        text = text[:at] + text[at + 2 :]
-    return text
-
-
-def _unsafe_placeholder(template: str) -> str | None:
-    """Why a placeholder in `run` would not be safely quoted, or None when all are.
-
-    `shlex.quote` makes a value one literal word only where the shell reads an unquoted word:
-    inside double quotes `'$(cmd)'` still runs cmd, and in a comment a newline ends it. This
-    scans the shell syntax around each placeholder and errs on the side of refusing: after a
-    here-document, or quotes inside `${...}`, it stops tracking and refuses later placeholders.
-    It assumes the template is valid `sh` syntax: a POSIX shell (what `shell=True` runs) exits on
-    a syntax error, while plain `bash -c` would resume at the next line, inside a value.
-    """
-    if _MASK in template:
-        return "contains a NUL byte"
-    names = [m.group(1) for m in TEMPLATE_RE.finditer(template)]
-    if not names:
-        return None
-    text = TEMPLATE_RE.sub(_MASK, template)
-    stack: list[list[Any]] = [["top", 0]]
-    lost: str | None = None
-    seen = 0
-    prev = "\n"
-    i = 0
-    n = len(text)
-
-    def refuse(where: str) -> str:
-        name = names[seen]
-        return (
-            f"{{{{ {name} }}}} is {where}, where shell quoting cannot protect its value; "
-            f'use it as a plain word (it is quoted for you), e.g. echo "Hello, "{{{{ {name} }}}}'
-        )
-
-    while i < n:
-        c = text[i]
-        kind = stack[-1][0]
-        if c == _MASK:
-            where = lost or _PLACES.get(kind)
-            if where is not None:
-                return refuse(where)
-            seen += 1
-            prev = "x"
-            i += 1
-            continue
-        if kind in _CONTINUING:
-            # A line continuation vanishes before the shell reads tokens (`<\<newline><` is `<<`,
-            # `$\<newline>{{ v }}` is `$'...'`): join them, but never after a character that
-            # starts a single-quoted string or a comment, where a backslash is just a character.
-            if c == "\\" and text.startswith("\n", i + 1):
-                text = text[:i] + text[i + 2 :]
-                n = len(text)
-                continue
-            opens_plain = kind in ("top", "cmdsub") and (
-                c == "'" or (c == "#" and prev in _WORD_BREAKS)
-            )
-            if c != "\\" and not opens_plain:
-                text = _join_continuations(text, i + 1)
-                if text[i : i + 2] in ("$(", "<<"):
-                    text = _join_continuations(text, i + 2)
-                n = len(text)
-        nxt = text[i + 1 : i + 2]
-        if nxt == _MASK and c in "\\$":
-            if kind in ("sq", "comment", "arith"):
-                pass  # the mask is met next and refused by its own context
-            else:
-                seen_next = "after a backslash" if c == "\\" else "right after a $"
-                return refuse(lost or _PLACES.get(kind) or seen_next)
-        step = 1
-        if kind in ("top", "cmdsub"):
-            if c == "\\":
-                step = 2
-            elif c == "'":
-                stack.append(["sq", 0])
-            elif c == '"':
-                stack.append(["dq", 0])
-            elif c == "`":
-                stack.append(["bt", 0])
-            elif c == "$" and nxt == "'":
-                # bash reads $'...' with backslash escapes, dash as `$` then '...': unknowable
-                stack.append(["ansi", 0])
-                lost = lost or "after a $'...' string"
-                step = 2
-            elif c == "$" and nxt == '"':
-                stack.append(["dq", 0])
-                step = 2
-            elif c == "$" and text.startswith("$((", i):
-                stack.append(["arith", 2])
-                step = 3
-            elif c == "$" and nxt == "(":
-                stack.append(["cmdsub", 0])
-                step = 2
-            elif c == "$" and nxt == "{":
-                stack.append(["brace", 1])
-                step = 2
-            elif c == "$" and nxt == "[":
-                lost = lost or "after a $[...] expression"
-            elif c == "(" and nxt == "(":
-                stack.append(["arith", 2])
-                step = 2
-            elif c == "<" and nxt == "<":  # also bash's <<<, which dash reads as a here-document
-                lost = lost or "after a here-document (<<)"
-                step = 2
-            elif c == "#" and prev in _WORD_BREAKS:
-                stack.append(["comment", 0])
-            elif kind == "cmdsub" and c == "(":
-                stack[-1][1] += 1
-            elif kind == "cmdsub" and c == ")":
-                if stack[-1][1] == 0:
-                    stack.pop()
-                else:
-                    stack[-1][1] -= 1
-        elif kind == "dq":
-            if c == "\\":
-                step = 2
-            elif c == '"':
-                stack.pop()
-            elif c == "`":
-                stack.append(["bt", 0])
-            elif c == "$" and text.startswith("$((", i):
-                stack.append(["arith", 2])
-                step = 3
-            elif c == "$" and nxt == "(":
-                stack.append(["cmdsub", 0])
-                step = 2
-            elif c == "$" and nxt == "{":
-                stack.append(["brace", 1])
-                step = 2
-        elif kind == "sq":
-            if c == "'":
-                stack.pop()
-        elif kind in ("ansi", "bt"):
-            if c == "\\":
-                step = 2
-            elif (kind == "ansi" and c == "'") or (kind == "bt" and c == "`"):
-                stack.pop()
-        elif kind == "comment":
-            if c == "\n":
-                stack.pop()
-        elif kind == "arith":
-            if c == "(":
-                stack[-1][1] += 1
-            elif c == ")":
-                stack[-1][1] -= 1
-                if stack[-1][1] == 0:
-                    stack.pop()
-        elif kind == "brace":
-            if c == "\\":
-                step = 2
-            elif c == "{":
-                stack[-1][1] += 1
-            elif c == "}":
-                stack[-1][1] -= 1
-                if stack[-1][1] == 0:
-                    stack.pop()
-            elif c in "'\"`" or (c == "$" and nxt == "("):
-                lost = lost or "after a ${...} holding quotes or commands"
-        if step == 2 and nxt == _MASK:  # never skip over a placeholder
-            step = 1
-        # an escaped character is part of a word: no comment starts after it
-        prev = "x" if c == "\\" and step == 2 else text[min(i + step, n) - 1]
-        i += step
-    return None
