@@ -14,9 +14,7 @@ HOSTILE = "evil\x1b]0;pwned\x07\x9b31m\r\nname"
 
 
 @pytest.mark.parametrize("command", ["stats", "workflows"])
-def test_a_warning_about_a_hostile_file_name_is_escaped(
-    cli: Cli, home: Path, command: str
-) -> None:
+def test_a_warning_about_a_hostile_file_name_is_escaped(cli: Cli, home: Path, command: str) -> None:
     write_workflow(home, HOSTILE, "steps: [oops\n")
     res = cli(command)
     assert res.exit_code == 0, res.stderr
@@ -44,3 +42,16 @@ def test_one_line_escapes_c0_del_and_c1_and_keeps_text() -> None:
     assert one_line("a\tb\nc") == "a b c"
     assert one_line("\x00\x1b\x7f\x85\x9f") == "\\x00\\x1b\\x7f\\x85\\x9f"
     assert one_line("café ✓ 日本") == "café ✓ 日本"
+
+
+def test_the_panel_warning_escapes_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typing import Any
+
+    from coachctl.commands.panel import Panel
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    store: Any = None
+    Panel(store, "s").warn(f"coachctl: {HOSTILE}")
+    assert capsys.readouterr().err == "coachctl: evil\\x1b]0;pwned\\x07\\x9b31m  name\n"
