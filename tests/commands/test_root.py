@@ -46,6 +46,12 @@ def test_a_mistyped_command_suggests_the_close_one() -> None:
     )
 
 
+def test_a_mistyped_subcommand_suggests_the_close_one() -> None:
+    res = invoke("corrections", "lst")
+    assert res.exit_code == 2
+    assert "No such command 'lst'. Did you mean 'list'?" in res.stderr
+
+
 def test_an_unknown_command_far_from_any_has_no_suggestion() -> None:
     res = invoke("frobnicate")
     assert res.exit_code == 2
