@@ -122,6 +122,16 @@ CONTEXTS: dict[str, Context] = {
 }
 
 
+#: The same rules indexed by their first character (derived from CONTEXTS, for speed).
+_BY_FIRST: dict[str, dict[str, tuple[Rule, ...]]] = {
+    name: {
+        first: tuple(r for r in context.rules if r.token[0] == first)
+        for first in {r.token[0] for r in context.rules}
+    }
+    for name, context in CONTEXTS.items()
+}
+
+
 def unsafe_placeholder(template: str, placeholder: re.Pattern[str]) -> str | None:
     """Why a placeholder in `template` would not be safely quoted, or None when all are.
 
@@ -146,9 +156,12 @@ def _scan(text: str, names: list[str]) -> str | None:
     stack: list[list[str | int]] = [["top", 1]]  # [context name, open brackets]
     seen = 0  # placeholders passed so far: names[seen] is the next one
     prev = "\n"  # the last character read, "x" after an escaped one or a placeholder
+    continued = "\\\n" in text  # any line continuation left to join (most commands have none)
     i = 0
     while i < len(text):
-        context = CONTEXTS[str(stack[-1][0])]
+        name = str(stack[-1][0])
+        context = CONTEXTS[name]
+        candidates = _BY_FIRST[name].get(text[i], ())
         c = text[i]
         if c == MARK:
             if context.place is not None:
@@ -157,20 +170,24 @@ def _scan(text: str, names: list[str]) -> str | None:
             prev = "x"
             i += 1
             continue
-        if context.joins_lines:
+        if continued and context.joins_lines:
             if text.startswith("\\\n", i):  # a line continuation: gone before tokens are read
                 text = text[:i] + text[i + 2 :]
+                continued = text.find("\\\n", i) >= 0  # none left before i
                 continue
-            if c != "\\" and not _opens_literal(context, c, prev):
+            if c != "\\" and not _opens_literal(candidates, c, prev):
                 # Join what follows, so `$\<newline>{{ v }}` is seen as `${{ v }}`.
+                before = len(text)
                 text = _join_lines(text, i + 1)
                 if text.startswith(JOIN_THROUGH, i):
                     text = _join_lines(text, i + 2)
+                if len(text) != before:
+                    continued = text.find("\\\n", i) >= 0
         if text[i + 1 : i + 2] == MARK and c in "\\$":
             where = context.place or ("after a backslash" if c == "\\" else "right after a $")
             return refusal(names[seen], where)
         step = 1
-        rule = _rule_at(context, text, i, prev)
+        rule = _rule_at(candidates, text, i, prev) if candidates else None
         if context.escapes and c == "\\":
             step = 2  # the escaped character is part of a word: no comment starts after it
         elif c == context.end:
@@ -190,19 +207,19 @@ def _scan(text: str, names: list[str]) -> str | None:
     return None
 
 
-def _rule_at(context: Context, text: str, i: int, prev: str) -> Rule | None:
-    """The first rule of `context` whose token starts at `i` (the table's order decides)."""
-    for rule in context.rules:
+def _rule_at(rules: tuple[Rule, ...], text: str, i: int, prev: str) -> Rule | None:
+    """The first of `rules` whose token starts at `i` (the table's order decides)."""
+    for rule in rules:
         if text.startswith(rule.token, i) and (not rule.word_start or prev in WORD_BREAKS):
             return rule
     return None
 
 
-def _opens_literal(context: Context, c: str, prev: str) -> bool:
+def _opens_literal(rules: tuple[Rule, ...], c: str, prev: str) -> bool:
     """`c` opens a context (single quotes, a comment) where a backslash is just a character."""
     return any(
         r.literal_after and r.token == c and (not r.word_start or prev in WORD_BREAKS)
-        for r in context.rules
+        for r in rules
     )
 
 
