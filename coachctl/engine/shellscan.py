@@ -153,13 +153,13 @@ def refusal(name: str, where: str) -> str:
 
 
 def _scan(text: str, names: list[str]) -> str | None:
-    stack: list[list[str | int]] = [["top", 1]]  # [context name, open brackets]
+    stack: list[tuple[str, int]] = [("top", 1)]  # (context name, brackets still open)
     seen = 0  # placeholders passed so far: names[seen] is the next one
     prev = "\n"  # the last character read, "x" after an escaped one or a placeholder
     continued = "\\\n" in text  # any line continuation left to join (most commands have none)
     i = 0
     while i < len(text):
-        name = str(stack[-1][0])
+        name, depth = stack[-1]
         context = CONTEXTS[name]
         candidates = _BY_FIRST[name].get(text[i], ())
         c = text[i]
@@ -195,13 +195,14 @@ def _scan(text: str, names: list[str]) -> str | None:
         elif rule is not None and isinstance(rule.action, Lose):
             return None if MARK not in text[i:] else refusal(names[seen], rule.action.reason)
         elif rule is not None and isinstance(rule.action, Push):
-            stack.append([rule.action.context, rule.action.depth])
+            stack.append((rule.action.context, rule.action.depth))
             step = len(rule.token)
         elif context.nest is not None and c in context.nest:
-            depth = int(stack[-1][1]) + (1 if c == context.nest[0] else -1)
-            stack[-1][1] = depth
+            depth += 1 if c == context.nest[0] else -1
             if depth == 0:
                 stack.pop()
+            else:
+                stack[-1] = (name, depth)
         prev = "x" if step == 2 and c == "\\" else text[min(i + step, len(text)) - 1]
         i += step
     return None
