@@ -55,9 +55,17 @@ class Settings:
         self.debug = debug
 
     def store(self) -> Any:
-        from coachctl.engine.store import Store, resolve_home
+        from coachctl.engine.home import resolve_home
+        from coachctl.engine.store import Store
 
         return Store(resolve_home(self.home_option), self.lock_timeout)
+
+
+def _check_lock_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A number of seconds to wait: `nan` would wait forever and `inf` is not a timeout."""
+    if not 0 <= value < float("inf"):  # also false for nan
+        raise click.BadParameter(f"{value} (expected a finite number of seconds >= 0)", ctx, param)
+    return value
 
 
 def debug_enabled() -> bool:
@@ -125,7 +133,31 @@ class QuickHelpCommand(click.Command):
         return quick_help_option(self, ctx)
 
 
-class LazyGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A group that names the command probably meant, whatever Click's version does."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command name says which one was probably meant (`stat` → `stats`)."""
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, self.list_commands(ctx), n=3)
+            hint = " or ".join(f"'{c}'" for c in close)
+            raise click.UsageError(
+                f"No such command '{name}'." + (f" Did you mean {hint}?" if hint else ""), ctx
+            )
+        return super().resolve_command(ctx, args)
+
+
+class LazyGroup(SuggestingGroup):
     """A group whose subcommands are imported on first use."""
 
     def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
@@ -187,6 +219,11 @@ class RootGroup(LazyGroup):
             return call(args, prog_name, complete_var, False, **extra)
         try:
             rv = call(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # Bare `coachctl` (or `coachctl corrections`): the whole help, as Click prints it
+            # (stderr, exit 2), not squashed into the one-line error below.
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.exceptions.ClickException as exc:
             ctx: Any = getattr(exc, "ctx", None)
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
@@ -239,10 +276,14 @@ def report(exc: CoachctlError) -> None:
 
 def one_line(text: str) -> str:
     """Errors echo user input: never let it break the line or drive the terminal."""
-    return "".join(
-        " " if ch in "\n\r\t" else (f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch)
-        for ch in text
-    )
+    from coachctl.errors import one_line as escape
+
+    return escape(text)
+
+
+def warn(message: str) -> None:
+    """A command's warning: one stderr line, escaped exactly as errors are."""
+    click.echo(one_line(f"coachctl: warning: {message}"), err=True)
 
 
 def _silence_stdout() -> None:
@@ -260,12 +301,14 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 @click.option(
     "--home",
     metavar="DIR",
-    envvar="COACHCTL_HOME",
+    # COACHCTL_HOME is read by engine.home, not by click: click takes an empty variable for
+    # an unset one, and COACHCTL_HOME='' must be refused rather than mean the current folder.
     help="Folder holding workflows/ and sessions/ [env COACHCTL_HOME; default: current dir].",
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=float,
+    callback=_check_lock_timeout,
     default=10.0,
     show_default=True,
     metavar="SECONDS",

@@ -177,7 +177,9 @@ class Panel:
             self.echo((first if i == 0 else rest) + (self.style(line, **kw) if kw else line))
 
     def warn(self, text: str) -> None:
-        self.echo(self.style(text, fg="red"), err=True)
+        from coachctl.errors import one_line  # escaped exactly as the CLI's errors are
+
+        self.echo(self.style(one_line(text), fg="red"), err=True)
 
     # -- input -----------------------------------------------------------------------
 

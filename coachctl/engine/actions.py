@@ -93,7 +93,9 @@ def warn(message: str) -> None:
         return
     import sys
 
-    sys.stderr.write(message.replace("\n", " ") + "\n")
+    from coachctl.errors import one_line
+
+    sys.stderr.write(one_line(message) + "\n")
     sys.stderr.flush()
 
 
