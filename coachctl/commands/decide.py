@@ -57,11 +57,9 @@ def decide(
     if out.interrupted:
         raise Interrupted(
             f"interrupted: session {out.session.id} paused; continue with: "
-            f"coachctl resume {out.session.id}"
+            f"coachctl resume {out.session.id}",
+            out.exit_status,
         )
     print_state(actions.state(store, out.session), fmt)
     if out.failed and out.record is not None:
-        why = " (timed out)" if out.record.get("timed_out") else ""
-        raise StepFailed(
-            f"step {out.record['step_id']!r} failed: exit {out.record.get('exit_code')}{why}"
-        )
+        raise StepFailed(f"step {out.record['step_id']!r} failed: {actions.exit_words(out.record)}")

@@ -288,9 +288,11 @@ def test_ctrl_c_while_a_command_runs(home: Path) -> None:
     assert not Path(f"/proc/{sleeper}").exists()
     data = only_session(home)
     assert (data["status"], data["running"], data["cursor"]) == ("paused", None, 0)
+    # The person's Ctrl-C is not the command's failure: `interrupted`, neutral for trust (§3).
     assert [(d["decision"], d["exit_code"], d["outcome"]) for d in data["decisions"]] == [
-        ("accept", -2, "failed")
+        ("accept", -2, "interrupted")
     ]
+    assert data["decisions"][0]["stopped_by"] == "SIGINT"
 
 
 def test_a_second_ctrl_c_reaches_the_command(home: Path) -> None:
