@@ -43,17 +43,28 @@ def decide(
     from coachctl.errors import Interrupted, StepFailed
 
     store = get_store(ctx)
-    out = actions.decide(
-        store,
-        session,
-        decision,
-        correction=correction,
-        command=reported,
-        feedback=feedback,
-        step_guard=step_guard,
-        no_exec=no_exec,
-        stream=stream_to(fmt),
-    )
+    write = stream_to(fmt)
+    last = [b"\n"]
+
+    def stream(chunk: bytes) -> None:
+        write(chunk)
+        last[0] = chunk[-1:] or last[0]
+
+    try:
+        out = actions.decide(
+            store,
+            session,
+            decision,
+            correction=correction,
+            command=reported,
+            feedback=feedback,
+            step_guard=step_guard,
+            no_exec=no_exec,
+            stream=stream,
+        )
+    finally:
+        if last[0] != b"\n":  # the step's last line ends here, not in coachctl's next one
+            write(b"\n")
     if out.interrupted:
         raise Interrupted(
             f"interrupted: session {out.session.id} paused; continue with: "
