@@ -28,9 +28,9 @@ def step_processes(sid: str) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_bytes()
         except OSError:
             continue
-        if f"COACHCTL_SESSION={sid}".encode() in environ.split(b"\0"):
-            if stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X"):
-                found.append(int(entry))
+        mine = f"COACHCTL_SESSION={sid}".encode() in environ.split(b"\0")
+        if mine and stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X"):
+            found.append(int(entry))
     return found
 
 
@@ -44,7 +44,8 @@ def wait_for(path: Path, timeout: float = 10) -> None:
 def workflow(home: Path, command: str) -> None:
     (home / "workflows").mkdir(parents=True, exist_ok=True)
     (home / "workflows" / "w.yaml").write_text(
-        f"id: w\nsteps:\n  - id: one\n    run: {json.dumps(command)}\n  - id: two\n    run: 'true'\n"
+        f"id: w\nsteps:\n  - id: one\n    run: {json.dumps(command)}\n"
+        "  - id: two\n    run: 'true'\n"
     )
 
 
@@ -73,7 +74,7 @@ def test_a_stop_signal_reaches_the_group_records_interrupted_and_pauses(
         wait_for(marker)
         assert len(step_processes(sid)) >= 2
         os.kill(proc.pid, signum)
-        out, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
         assert proc.returncode == status, err
         assert "paused" in err and f"coachctl resume {sid}" in err
         deadline = time.monotonic() + 2
