@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -457,3 +458,65 @@ def test_a_step_whose_process_died_asks_a_person(home: Path) -> None:
     t.expect(" completed: 1/1 steps")
     assert t.exit_code() == 0
     assert [d["decision"] for d in only_session(home)["decisions"]] == ["skip"]
+
+
+def test_sigterm_at_the_key_prompt_pauses_and_exits_143(home: Path) -> None:
+    write_workflow(home, "tour", TOUR)
+    t = Pty(home, "coach", "tour")
+    t.expect(KEYS_PROMPT)
+    t.child.kill(signal.SIGTERM)
+    assert t.exit_code() == 143
+    data = only_session(home)
+    assert (data["status"], data["cursor"], data["decisions"]) == ("paused", 0, [])
+
+
+def test_sighup_at_the_key_prompt_pauses_the_session(home: Path) -> None:
+    write_workflow(home, "tour", TOUR)
+    t = Pty(home, "coach", "tour")
+    t.expect(KEYS_PROMPT)
+    t.child.kill(signal.SIGHUP)
+    t.child.expect(pexpect.EOF)
+    t.child.close()
+    assert t.child.exitstatus == 129
+    assert only_session(home)["status"] == "paused"
+
+
+def test_sigterm_while_a_command_runs_stops_it_and_records_interrupted(home: Path) -> None:
+    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: sleep 33\n")
+    t = Pty(home, "coach", "slow")
+    t.key("a")
+    t.expect("running: $ sleep 33")
+    sleeper = descendant(t.child.pid, ["sleep", "33"])
+    t.child.kill(signal.SIGTERM)
+    t.expect("interrupted: outcome recorded, session paused")
+    assert t.exit_code() == 143
+    assert gone(sleeper)
+    data = only_session(home)
+    assert (data["status"], data["cursor"]) == ("paused", 0)
+    rec = data["decisions"][-1]
+    assert (rec["outcome"], rec["stopped_by"]) == ("interrupted", "SIGTERM")
+
+
+def test_a_step_reads_the_persons_terminal_in_the_panel(home: Path) -> None:
+    write_workflow(
+        home,
+        "ask",
+        "steps:\n  - id: ask\n    run: \"printf 'name? '; read -r n; echo hello-$n\"\n",
+    )
+    t = Pty(home, "coach", "ask")
+    t.key("a")
+    t.expect("name? ")
+    t.line("world")
+    t.expect("hello-world")
+    t.expect("ok: exit 0")
+    assert t.exit_code() == 0
+    assert only_session(home)["decisions"][-1]["output_tail"].endswith("hello-world\n")
+
+
+def gone(pid: int) -> bool:
+    """The process ended (a zombie waiting for a slow init to reap it has ended too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 :].split()[0] in (b"Z", b"X")
