@@ -326,8 +326,11 @@ def _finish(
     lock not had), say so plainly, so that a script does not retry and run it twice. Our
     running mark stays behind, and once this process is gone it reads as interrupted.
     """
+    from coachctl.engine.executor import signals_deferred
+
     try:
-        return _record_run(store, sid, token, step, decision, command, feedback, by, result)
+        with signals_deferred():
+            return _record_run(store, sid, token, step, decision, command, feedback, by, result)
     except (CoachctlError, OSError) as exc:
         ran = (
             f"ran ({exit_words(vars_of(result))})"

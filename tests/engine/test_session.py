@@ -288,3 +288,17 @@ def test_an_interrupted_outcome_keeps_the_cursor_and_marks_the_next_decision() -
         executed=True,
     )
     assert again["after_interrupted"] is True and s.cursor == 1
+
+
+def test_a_live_pid_in_a_mark_from_another_machine_is_not_running() -> None:
+    # Our own pid is alive here; a mark that names it from another boot or container says
+    # nothing about this process. The old check (pid alive, same start time) said "running".
+    s = make()
+    step = sm.check_decidable(s, "accept", step_guard=None)
+    sm.mark_running(s, step, "accept", "echo 0")
+    assert s.running is not None and s.running_state() == "running"
+    s.running["boot_id"] = "0" * 32
+    assert s.running_state() == "interrupted"
+    s.running["boot_id"] = sm.here()["boot_id"]
+    s.running["pid_ns"] = 4026531836 + 12345
+    assert s.running_state() == "interrupted"

@@ -80,7 +80,8 @@ def test_a_stop_signal_reaches_the_group_records_interrupted_and_pauses(
         deadline = time.monotonic() + 2
         while step_processes(sid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert step_processes(sid) == [], "the step left processes running"
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in step_processes(sid)}
+        assert left == {}, f"the step left processes running: {left}; stderr: {err}"
     finally:
         kill_leftovers(sid)
     data = session(home, sid)
