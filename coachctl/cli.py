@@ -206,7 +206,8 @@ class RootGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except CoachctlError as exc:
-            report(exc)
+            with contextlib.suppress(OSError):  # stderr may be a terminal that hung up
+                report(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ session and exits 130, so nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -45,7 +46,8 @@ def interact(ctx: click.Context, store: Store, session_id: str) -> None:
     try:
         panel.loop()
     except KeyboardInterrupt:
-        click.echo()  # leave the prompt's line before drive's "interrupted" message
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no output
+            click.echo()  # leave the prompt's line before drive's "interrupted" message
         raise
 
 

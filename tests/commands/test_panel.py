@@ -520,3 +520,22 @@ def gone(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rfind(b")") + 2 :].split()[0] in (b"Z", b"X")
+
+
+def test_a_closed_terminal_pauses_the_session(home: Path) -> None:
+    # A real hangup: the terminal goes away (its master side closes) at the key prompt.
+    write_workflow(home, "tour", TOUR)
+    t = Pty(home, "coach", "tour")
+    t.expect(KEYS_PROMPT)
+    pid = t.child.pid
+    os.close(t.child.child_fd)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("coachctl did not leave after its terminal closed")
+    assert only_session(home)["status"] == "paused"
+    assert os.waitstatus_to_exitcode(status) == 129

@@ -34,6 +34,13 @@ def step_processes(sid: str) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b"(gone)"
+
+
 def wait_for(path: Path, timeout: float = 10) -> None:
     end = time.monotonic() + timeout
     while not (path.exists() and path.read_text().strip()):
@@ -80,7 +87,7 @@ def test_a_stop_signal_reaches_the_group_records_interrupted_and_pauses(
         deadline = time.monotonic() + 2
         while step_processes(sid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        left = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in step_processes(sid)}
+        left = {p: _cmdline(p) for p in step_processes(sid)}
         assert left == {}, f"the step left processes running: {left}; stderr: {err}"
     finally:
         kill_leftovers(sid)
