@@ -406,8 +406,9 @@ class Panel:
         out_stream.close()
         rec = out.record or {}
         if out.interrupted:
-            self.echo()  # the terminal echoed ^C mid-line
-            self.echo(self.style("  interrupted: outcome recorded, session paused", fg="red"))
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                self.echo()  # the terminal echoed ^C mid-line
+                self.echo(self.style("  interrupted: outcome recorded, session paused", fg="red"))
             raise Stopped(out.exit_status - 128)
         if rec.get("executed"):
             took = _took(rec.get("duration"))

@@ -539,3 +539,29 @@ def test_a_closed_terminal_pauses_the_session(home: Path) -> None:
         raise AssertionError("coachctl did not leave after its terminal closed")
     assert only_session(home)["status"] == "paused"
     assert os.waitstatus_to_exitcode(status) == 129
+
+
+def test_a_terminal_closed_while_a_command_runs_stops_it_and_pauses(home: Path) -> None:
+    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: sleep 34\n")
+    t = Pty(home, "coach", "slow")
+    t.key("a")
+    t.expect("running: $ sleep 34")
+    sleeper = descendant(t.child.pid, ["sleep", "34"])
+    pid = t.child.pid
+    os.close(t.child.child_fd)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("coachctl did not leave after its terminal closed")
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert gone(sleeper)
+    data = only_session(home)
+    assert (data["status"], data["cursor"], data["running"]) == ("paused", 0, None)
+    assert (data["decisions"][-1]["outcome"], data["decisions"][-1]["stopped_by"]) == (
+        "interrupted",
+        "SIGHUP",
+    )
