@@ -7,7 +7,9 @@ more than importing click itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -235,16 +237,19 @@ class RootGroup(LazyGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from coachctl.errors import CoachctlError
+        from coachctl.errors import CoachctlError, stop_status
 
+        previous = _catch_stop_signals()
         try:
             return super().invoke(ctx)
         except CoachctlError as exc:
-            report(exc)
+            with contextlib.suppress(OSError):  # stderr may be a terminal that hung up
+                report(exc)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("coachctl: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            with contextlib.suppress(OSError):
+                click.echo("coachctl: interrupted", err=True)
+            ctx.exit(stop_status(exc))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
@@ -261,6 +266,30 @@ class RootGroup(LazyGroup):
                 err=True,
             )
             ctx.exit(1)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _catch_stop_signals() -> dict[int, Any]:
+    """SIGTERM and SIGHUP become `Stopped`, a KeyboardInterrupt: they pause a session the
+    same way Ctrl-C does (a second one interrupts that pause too). Returns what to restore."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame: object) -> None:
+        from coachctl.errors import Stopped
+
+        raise Stopped(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # `nohup coachctl …` asked for SIGHUP to be ignored: keep it so
+        previous[signum] = signal.signal(signum, stop)
+    return previous
 
 
 def report(exc: CoachctlError) -> None:

@@ -81,7 +81,25 @@ class StorageError(CoachctlError):
     exit_code = 1
 
 
+class OutcomeNotSaved(StorageError):
+    """A step's command ran but its outcome could not be saved: check before deciding (exit 1)."""
+
+
 class Interrupted(CoachctlError):
     """Ctrl-C: the session was paused, nothing lost (exit 130)."""
 
     exit_code = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (docker stop, systemd, a CI cancel, a closed terminal), handled
+    exactly like Ctrl-C: every path that pauses on Ctrl-C pauses on these; exit 128+N."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_status(exc: BaseException) -> int:
+    """The exit status for a KeyboardInterrupt: 130 for Ctrl-C, 128+N for signal N."""
+    return 128 + int(getattr(exc, "signum", 2))
