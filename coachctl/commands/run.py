@@ -80,6 +80,9 @@ def start_session(
     store = get_store(ctx)
     p = actions.plan(store, workflow, mode=mode, var_items=var_items, start_at=start_at)
     if dry_run:
+        from coachctl.engine import history
+
+        p.elsewhere = history.other_scopes_auto(store, p.workflow, p.scope)
         print_plan(p, fmt)
         if mode == "auto":
             check_auto(p, force)  # the plan, then the same verdict a real run would give

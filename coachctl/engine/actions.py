@@ -205,8 +205,7 @@ def plan(
     metrics = history.workflow_metrics(store, workflow, within=within)
     levels = [s["level"] for s in metrics["steps"]]
     blocking = [s for s in metrics["steps"][index:] if not s["ready"]]
-    elsewhere = history.other_scopes_auto(store, workflow, within)
-    return Plan(workflow, mode, variables, steps, index, levels, blocking, within, elsewhere)
+    return Plan(workflow, mode, variables, steps, index, levels, blocking, within)
 
 
 def start(store: Store, p: Plan) -> Session:
