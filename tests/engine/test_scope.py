@@ -199,3 +199,65 @@ def test_level_changed_is_per_scope(cli: Cli, home: Path) -> None:
     # The staging AUTO never leaked into prod: the prod session asked a person, twice.
     doctor = cli("doctor")
     assert doctor.exit_code == 0, doctor.output
+
+
+OWN = """
+id: ship
+variables: {{env: x, region: eu}}
+coaching: {{min_decisions: {md}, window: {win}, strict: {strict}, threshold: {th}}}
+steps:
+  - id: build
+    run: make
+  - id: deploy
+    run: echo {{{{ env }}}}{own}
+"""
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    decisions=st.lists(st.sampled_from(DECISIONS), max_size=40),
+    base=st.tuples(
+        st.integers(1, 6), st.integers(1, 8), st.booleans(), st.sampled_from([0.5, 0.85])
+    ),
+    own=st.fixed_dictionaries(
+        {},
+        optional={
+            "min_decisions": st.integers(1, 6),
+            "window": st.integers(1, 8),
+            "strict": st.booleans(),
+            "threshold": st.sampled_from([0.6, 0.95, 1.0]),
+        },
+    ),
+)
+def test_a_steps_own_rules_equal_a_workflow_written_with_them(
+    decisions: list[str], base: tuple[int, int, bool, float], own: dict[str, Any]
+) -> None:
+    """A step's own `coaching:` acts exactly as if the workflow's block said those values."""
+    md, win, strict, th = base
+    sessions = [_session(i, "x", [d, d], False) for i, d in enumerate(decisions)]
+    for data in sessions:  # the snapshot carries the step's own block as the file says it
+        data["steps"][1]["coaching"] = dict(own)
+    fields = {"md": md, "win": win, "strict": str(strict).lower(), "th": th}
+    inline = ", ".join(f"{k}: {str(v).lower()}" for k, v in own.items())
+    with tempfile.TemporaryDirectory() as tmp:
+        with_own = _home(
+            Path(tmp) / "a",
+            sessions,
+            OWN.format(own=f"\n    coaching: {{{inline}}}" if own else "", **fields),
+        )
+        merged = {
+            "md": own.get("min_decisions", md),
+            "win": own.get("window", win),
+            "strict": str(own.get("strict", strict)).lower(),
+            "th": own.get("threshold", th),
+        }
+        written = _home(Path(tmp) / "b", sessions, OWN.format(own="", **merged))
+        for full in (True, False):
+            (a,) = history.report(with_own, ["ship"], full=full).workflows
+            (b,) = history.report(written, ["ship"], full=full).workflows
+            deploy_a = {k: v for k, v in a["steps"][1].items() if k != "rules"}
+            assert deploy_a == b["steps"][1]
+            if own:
+                assert a["steps"][1]["rules"] == b["rules"]
+        history.forget_index(with_own)
+        history.forget_index(written)
