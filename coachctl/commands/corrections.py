@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from coachctl.commands._common import get_store
-from coachctl.commands._output import emit_rows, output_options, to_json
+from coachctl.commands._output import View, emit_rows, output_options, to_json
 
 if TYPE_CHECKING:
     from coachctl.engine.store import Store
@@ -44,9 +44,16 @@ def _maybe_workflow(store: Store, workflow_id: str) -> Workflow | None:
 
 @corrections.command("list")
 @click.argument("workflow", required=False)
-@output_options()
+@output_options(wide=True)
 @click.pass_context
-def list_(ctx: click.Context, workflow: str | None, fmt: str, table_format: str) -> None:
+def list_(
+    ctx: click.Context,
+    workflow: str | None,
+    fmt: str,
+    table_format: str,
+    wide: bool,
+    columns: str | None,
+) -> None:
     """List corrections, observed commands and adopted suggestions (of WORKFLOW, or all).
 
     `stale` marks what no longer applies because the workflow's `run` changed.
@@ -62,7 +69,17 @@ def list_(ctx: click.Context, workflow: str | None, fmt: str, table_format: str)
         for workflow_id in learning.pack_ids(store):
             pack = learning.read_pack(store, workflow_id)
             rows.extend(learning.rows(pack, _maybe_workflow(store, workflow_id)))
-    emit_rows(rows, COLUMNS, fmt, table_format, json_obj={"corrections": rows})
+    view = View(COLUMNS, shrink=("correction", "base"))
+    emit_rows(
+        rows,
+        COLUMNS,
+        fmt,
+        table_format,
+        json_obj={"corrections": rows},
+        view=view,
+        wide=wide,
+        pick=columns,
+    )
 
 
 @corrections.command("export")

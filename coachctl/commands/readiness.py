@@ -51,8 +51,14 @@ def why_never(step: Mapping[str, Any], rules: Mapping[str, Any] | None = None) -
     return f"even a full window of accepts does not reach the threshold ({reason})"
 
 
-def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
-    """READY / NOT READY, then each workflow and, for each blocking step, what it needs."""
+def explain(workflows: Sequence[Mapping[str, Any]], ready: bool, width: int | None = None) -> str:
+    """READY / NOT READY, then each workflow and, for each blocking step, what it needs.
+
+    Rates and confidences have two decimals, as in the reasons; a step's line wraps to the
+    terminal with a deeper indent, so the step ids stay easy to scan.
+    """
+    import textwrap
+
     lines = ["READY" if ready else "NOT READY"]
     for w in workflows:
         state = "ready" if w["ready"] else "not ready"
@@ -60,8 +66,8 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
         for s in w["steps"]:
             if s["ready"]:
                 continue
-            rate = "n/a" if s["acceptance_rate"] is None else f"{s['acceptance_rate']:.3f}"
-            conf = "n/a" if s["confidence"] is None else f"{s['confidence']:.3f}"
+            rate = "n/a" if s["acceptance_rate"] is None else f"{s['acceptance_rate']:.2f}"
+            conf = "n/a" if s["confidence"] is None else f"{s['confidence']:.2f}"
             needed = s["accepts_needed"]
             need = (
                 f"cannot become ready: {why_never(s, w.get('rules'))}"
@@ -70,10 +76,22 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
             )
             n = s["suggestions"]
             why = f" ({s['reason']})" if needed is not None else ""
-            lines.append(
+            line = (
                 f"  {s['step_id']}: rate {rate}, confidence {conf}, "
                 f"{n} decision{'s' if n != 1 else ''}; {need}{why}"
             )
+            if width is None:
+                lines.append(line)
+            else:
+                lines.extend(
+                    textwrap.wrap(
+                        line,
+                        width=max(width - 1, 40),
+                        subsequent_indent="      ",
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                    )
+                )
     return "\n".join(lines)
 
 
@@ -105,6 +123,12 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
     metavar="NAME",
     help="Any tabulate format (with --format table).",
 )
+@click.option("--wide", is_flag=True, help="Show every column, uncut (with --format table).")
+@click.option(
+    "--columns",
+    metavar="COL,COL…",
+    help="Table columns to show, by their CSV/JSON names (with --format table).",
+)
 @click.pass_context
 def readiness(
     ctx: click.Context,
@@ -114,6 +138,8 @@ def readiness(
     strict: bool | None,
     fmt: str,
     table_format: str,
+    wide: bool,
+    columns: str | None,
 ) -> None:
     """Exit 0 when every named workflow (default: every workflow file) is ready for AUTO,
     1 when one is not, 2 on an error.
@@ -121,8 +147,8 @@ def readiness(
     Made for CI: it fails closed, so an unreadable session file of a named workflow is an
     error, not a silent pass. It says what each blocking step still needs.
     """
-    from coachctl.commands._output import emit_rows
-    from coachctl.commands.stats import STEP_COLUMNS, workflow_rows
+    from coachctl.commands._output import emit_rows, terminal_width
+    from coachctl.commands.stats import STEP_COLUMNS, STEP_VIEW, workflow_rows
     from coachctl.engine import history
     from coachctl.errors import StateError, UsageError
 
@@ -148,7 +174,8 @@ def readiness(
     if fmt == "json":
         click.echo(to_json({"ready": ready, "workflows": rep.workflows}))
     elif fmt == "text":
-        click.echo(explain(rep.workflows, ready))
+        click.echo(explain(rep.workflows, ready, terminal_width()))
     else:
-        emit_rows(workflow_rows(rep.workflows, "step"), STEP_COLUMNS, fmt, table_format)
+        rows = workflow_rows(rep.workflows, "step")
+        emit_rows(rows, STEP_COLUMNS, fmt, table_format, view=STEP_VIEW, wide=wide, pick=columns)
     ctx.exit(0 if ready else 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from coachctl.commands._common import get_store, print_state
-from coachctl.commands._output import emit_rows, output_options, to_json
+from coachctl.commands._output import View, emit_rows, output_options, to_json
 
 SESSION_COLUMNS = (
     "session_id",
@@ -16,6 +16,12 @@ SESSION_COLUMNS = (
     "done",
     "total",
     "updated_at",
+)
+SESSION_VIEW = View(
+    (*SESSION_COLUMNS, "progress", "decisions", "started_by", "created_at"),
+    ("session_id", "workflow_id", "mode", "status", "step", "progress", "updated_at"),
+    shrink=("workflow_id", "step"),
+    drop=("mode",),
 )
 
 
@@ -31,7 +37,7 @@ SESSION_COLUMNS = (
     type=click.Choice(["auto", "coaching", "observation", "mixed"]),
     help="Only this mode.",
 )
-@output_options()
+@output_options(wide=True)
 @click.pass_context
 def sessions(
     ctx: click.Context,
@@ -40,6 +46,8 @@ def sessions(
     mode: str | None,
     fmt: str,
     table_format: str,
+    wide: bool,
+    columns: str | None,
 ) -> None:
     """List the home's sessions, oldest first."""
     from coachctl.engine import actions
@@ -47,7 +55,9 @@ def sessions(
     rows, bad = actions.list_sessions(get_store(ctx), workflow=workflow, status=status, mode=mode)
     for line in bad:
         click.echo(f"coachctl: warning: skipped {line}", err=True)
-    emit_rows(rows, SESSION_COLUMNS, fmt, table_format)
+    if fmt == "table":  # "2/3" reads better than two columns; CSV and JSON keep done, total
+        rows = [{**r, "progress": f"{r['done']}/{r['total']}"} for r in rows]
+    emit_rows(rows, SESSION_COLUMNS, fmt, table_format, view=SESSION_VIEW, wide=wide, pick=columns)
 
 
 DECISION_COLUMNS = (

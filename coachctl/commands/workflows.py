@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from coachctl.commands._common import get_store
-from coachctl.commands._output import emit_rows, output_options
+from coachctl.commands._output import View, emit_rows, output_options
 
 WORKFLOW_COLUMNS = (
     "workflow_id",
@@ -16,6 +16,11 @@ WORKFLOW_COLUMNS = (
     "acceptance_rate",
     "sessions",
     "path",
+)
+WORKFLOW_VIEW = View(
+    WORKFLOW_COLUMNS,
+    ("workflow_id", "name", "steps", "level", "ready", "acceptance_rate", "sessions"),
+    shrink=("name", "workflow_id"),
 )
 
 
@@ -44,9 +49,11 @@ def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
 
 
 @click.command()
-@output_options()
+@output_options(wide=True)
 @click.pass_context
-def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
+def workflows(
+    ctx: click.Context, fmt: str, table_format: str, wide: bool, columns: str | None
+) -> None:
     """List the home's workflows with their level, acceptance and readiness."""
     from coachctl.engine import history
     from coachctl.engine.workflow import find_workflows, load_workflow
@@ -74,4 +81,6 @@ def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
                 "path": str(path),
             }
         )
-    emit_rows(rows, WORKFLOW_COLUMNS, fmt, table_format)
+    emit_rows(
+        rows, WORKFLOW_COLUMNS, fmt, table_format, view=WORKFLOW_VIEW, wide=wide, pick=columns
+    )

@@ -57,7 +57,7 @@ def test_not_ready_then_ready(cli: Cli, gate: Path) -> None:
     assert lines[0] == "NOT READY"
     assert lines[1] == "gate: not ready (level COACHING)"
     assert lines[2] == (
-        "  build: rate 1.000, confidence 0.342, 2 decisions; "
+        "  build: rate 1.00, confidence 0.34, 2 decisions; "
         "needs 1 more accept in a row (2 of 3 decisions)"
     )
     accept_sessions(cli, 1)
@@ -101,7 +101,7 @@ def test_accepts_needed_null_for_a_ceiling(cli: Cli, gate: Path) -> None:
     assert (step["accepts_needed"], step["level"]) == (None, "COACHING")
     text = cli("readiness", "capped").stdout.splitlines()
     assert text[2] == (
-        "  build: rate 1.000, confidence 0.342, 2 decisions; "
+        "  build: rate 1.00, confidence 0.34, 2 decisions; "
         "cannot become ready: capped at COACHING by max_level"
     )
 
