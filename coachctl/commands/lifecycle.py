@@ -23,21 +23,28 @@ def pause(ctx: click.Context, session: str, reason: str | None, fmt: str) -> Non
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", required=False)
 @no_input_option
 @state_options
 @click.pass_context
-def resume(ctx: click.Context, session: str, no_input: bool, fmt: str) -> None:
+def resume(ctx: click.Context, session: str | None, no_input: bool, fmt: str) -> None:
     """Resume SESSION (paused, or failed in an AUTO run) at its current step.
 
-    With a terminal it reopens the interactive panel; otherwise it runs what may run alone
-    and prints the state.
+    Without SESSION: the most recent paused (or failed) session, named on stderr. With a
+    terminal it reopens the interactive panel; otherwise it runs what may run alone and
+    prints the state.
     """
+    from coachctl.commands._pick import RESUME_LATEST, latest, resolve_resumable
     from coachctl.commands.run import drive
     from coachctl.engine import actions
 
     store = get_store(ctx)
-    s = actions.resume(store, session)
+    sid = (
+        latest(store, RESUME_LATEST, "paused or failed session")
+        if session is None
+        else resolve_resumable(store, session)
+    )
+    s = actions.resume(store, sid)
     drive(ctx, store, s, no_input=no_input, fmt=fmt)
 
 

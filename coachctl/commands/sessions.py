@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import click
 
 from coachctl.commands._common import get_store, print_state
@@ -60,28 +63,22 @@ def sessions(
     emit_rows(rows, SESSION_COLUMNS, fmt, table_format, view=SESSION_VIEW, wide=wide, pick=columns)
 
 
-DECISION_COLUMNS = (
-    "#",
-    "step_id",
-    "decision",
-    "outcome",
-    "exit_code",
-    "command",
-    "decided_by",
-    "decided_at",
-)
+TAIL_LINES = 5
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", required=False)
+@click.option("--wide", is_flag=True, help="Show each command's whole output tail (text).")
 @output_options(("text", "json"))
 @click.pass_context
-def show(ctx: click.Context, session: str, fmt: str) -> None:
-    """Show SESSION: its state and every decision made on it."""
+def show(ctx: click.Context, session: str | None, wide: bool, fmt: str) -> None:
+    """Show SESSION: its state and every decision made on it (command, outcome, feedback,
+    the end of its output). Without SESSION: the most recent session."""
+    from coachctl.commands._pick import latest
     from coachctl.engine import actions
 
     store = get_store(ctx)
-    s = actions.load(store, session)
+    s = actions.load(store, session if session is not None else latest(store, None, "session"))
     state = actions.state(store, s)
     if fmt == "json":
         state = dict(state)
@@ -94,6 +91,51 @@ def show(ctx: click.Context, session: str, fmt: str) -> None:
         return
     print_state(state, "text")
     click.echo("")
-    rows = [{"#": i + 1, **d} for i, d in enumerate(s.decisions)]
+    if not s.decisions:
+        click.echo("decisions: none yet")
+        return
     click.echo("decisions:")
-    emit_rows(rows, DECISION_COLUMNS, "table", "simple")
+    timeouts = {st["id"]: st.get("timeout") for st in s.steps}
+    for i, d in enumerate(s.decisions):
+        click.echo("\n".join(decision_lines(i + 1, d, timeouts.get(d.get("step_id")), wide)))
+
+
+def decision_lines(
+    n: int, d: Mapping[str, Any], timeout: float | None, wide: bool = False
+) -> list[str]:
+    """One decision as a person reads it: what, who, when; the command and how it ended;
+    the feedback; the last lines of its output."""
+    from coachctl.commands._output import outcome_text, short_time
+
+    head = f"{n:>3}. {d.get('step_id')}  {d.get('decision')}"
+    how = outcome_text(d, timeout)
+    if how:
+        took = d.get("duration")
+        verdict = "ok" if d.get("outcome") == "ok" else "failed"
+        if how.startswith(("stopped", "killed", "timed")):
+            verdict = how
+        elif how != "exit 0" or verdict != "ok":
+            verdict = f"{verdict}, {how}"
+        if isinstance(took, (int, float)):
+            verdict += f" in {took:.1f}s"
+        head += f" → {verdict}"
+    head += f"  · {d.get('decided_by')} · {short_time(str(d.get('decided_at')))}"
+    lines = [head]
+    pad = " " * 6
+    if d.get("command"):
+        lines.extend(_prefixed(str(d["command"]), f"{pad}$ ", f"{pad}  "))
+    elif d.get("suggestion") and d.get("decision") in ("reject", "skip"):
+        lines.extend(_prefixed(str(d["suggestion"]), f"{pad}(not run) $ ", f"{pad}  "))
+    if d.get("feedback"):
+        lines.extend(_prefixed(str(d["feedback"]), f"{pad}feedback: ", f"{pad}  "))
+    tail = str(d.get("output_tail") or "").rstrip("\n").splitlines()
+    if tail:
+        shown = tail if wide else tail[-TAIL_LINES:]
+        if len(shown) < len(tail):
+            lines.append(f"{pad}| … {len(tail) - len(shown)} more lines (--wide)")
+        lines.extend(f"{pad}| {line}" for line in shown)
+    return lines
+
+
+def _prefixed(text: str, first: str, rest: str) -> list[str]:
+    return [(first if i == 0 else rest) + line for i, line in enumerate(text.splitlines())]
