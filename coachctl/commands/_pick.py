@@ -79,7 +79,7 @@ def resolve_resumable(store: Any, ref: str) -> str:
             if r["status"] in RESUMABLE and matches(ref, r["session_id"])
         )
         if len(candidates) == 1:
-            return candidates[0]
+            return str(candidates[0])
         if not candidates:
             raise
         shown = ", ".join(candidates[:5]) + (", …" if len(candidates) > 5 else "")
