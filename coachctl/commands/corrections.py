@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 from coachctl.commands._output import View, emit_rows, output_options, to_json
 
@@ -43,7 +44,7 @@ def _maybe_workflow(store: Store, workflow_id: str) -> Workflow | None:
 
 
 @corrections.command("list")
-@click.argument("workflow", required=False)
+@click.argument("workflow", required=False, shell_complete=_complete.workflows)
 @output_options(wide=True)
 @click.pass_context
 def list_(
@@ -83,7 +84,7 @@ def list_(
 
 
 @corrections.command("export")
-@click.argument("workflow")
+@click.argument("workflow", shell_complete=_complete.workflows)
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
 @click.pass_context
 def export(ctx: click.Context, workflow: str, output: str | None) -> None:
@@ -168,8 +169,8 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
 
 
 @corrections.command("adopt")
-@click.argument("workflow")
-@click.argument("step")
+@click.argument("workflow", shell_complete=_complete.workflows)
+@click.argument("step", shell_complete=_complete.workflow_steps)
 @click.option(
     "--command",
     metavar="CMD",
@@ -198,8 +199,8 @@ def adopt(ctx: click.Context, workflow: str, step: str, command: str | None, fmt
 
 
 @corrections.command("drop")
-@click.argument("workflow")
-@click.argument("step")
+@click.argument("workflow", shell_complete=_complete.workflows)
+@click.argument("step", shell_complete=_complete.workflow_steps)
 @output_options(("text", "json"))
 @click.pass_context
 def drop(ctx: click.Context, workflow: str, step: str, fmt: str) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from coachctl.cli import QuickHelpCommand
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store, print_state, state_options, stream_to
 
 
 @click.command(cls=QuickHelpCommand)
-@click.argument("session")
+@click.argument("session", shell_complete=_complete.sessions)
 @click.argument("decision", type=click.Choice(["accept", "reject", "correct", "manual", "skip"]))
 @click.option("--correction", metavar="CMD", help="With 'correct': the command to run instead.")
 @click.option("--command", "reported", metavar="CMD", help="With 'manual': what you ran yourself.")
@@ -19,6 +20,7 @@ from coachctl.commands._common import get_store, print_state, state_options, str
     "step_guard",
     metavar="STEP_ID",
     help="Only if the session is still at this step; else change nothing and exit 3.",
+    shell_complete=_complete.session_steps,
 )
 @click.option("--no-exec", is_flag=True, help="Record accept/correct without running (you ran it).")
 @state_options

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 
 _HEAD = ("ts", "event", "session_id", "workflow_id")
@@ -24,8 +25,14 @@ _HEAD = ("ts", "event", "session_id", "workflow_id")
     "session_ref",
     metavar="SESSION",
     help="Only this session (an id or a unique prefix).",
+    shell_complete=_complete.sessions,
 )
-@click.option("--workflow", metavar="WORKFLOW", help="Only this workflow (an id, or a .yaml path).")
+@click.option(
+    "--workflow",
+    metavar="WORKFLOW",
+    help="Only this workflow (an id, or a .yaml path).",
+    shell_complete=_complete.workflows,
+)
 @click.option(
     "--since",
     metavar="TIME",

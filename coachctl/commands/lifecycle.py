@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store, no_input_option, print_state
 from coachctl.commands._output import state_options
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", shell_complete=_complete.sessions)
 @click.option("--reason", metavar="TEXT", help="Why it is paused (shown on resume).")
 @state_options
 @click.pass_context
@@ -23,7 +24,7 @@ def pause(ctx: click.Context, session: str, reason: str | None, fmt: str) -> Non
 
 
 @click.command()
-@click.argument("session", required=False)
+@click.argument("session", required=False, shell_complete=_complete.sessions)
 @no_input_option
 @state_options
 @click.pass_context
@@ -49,7 +50,7 @@ def resume(ctx: click.Context, session: str | None, no_input: bool, fmt: str) ->
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", shell_complete=_complete.sessions)
 @state_options
 @click.pass_context
 def cancel(ctx: click.Context, session: str, fmt: str) -> None:

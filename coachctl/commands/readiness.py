@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 from coachctl.commands._output import to_json
 
@@ -96,7 +97,7 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool, width: int | No
 
 
 @click.command()
-@click.argument("workflows", nargs=-1)
+@click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
 @click.option(
     "--threshold", metavar="F", help="Acceptance rate needed (0..1) [default: the workflow's]."
 )
@@ -113,8 +114,9 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool, width: int | No
     "fmt",
     default="text",
     show_default=True,
-    metavar="text|json|table|csv",
+    metavar="[text|json|table|csv]",
     help="Output format.",
+    shell_complete=_complete.choices(*FORMATS),
 )
 @click.option(
     "--table-format",

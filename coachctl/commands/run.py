@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import (
     get_store,
     interactive,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("workflow")
+@click.argument("workflow", shell_complete=_complete.workflows)
 @click.option(
     "--mode",
     type=click.Choice(["mixed", "coaching", "observation", "auto"]),
@@ -33,7 +34,12 @@ if TYPE_CHECKING:
     "observation: you do each step and report it; auto: nothing asks (the workflow must be ready).",
 )
 @var_option
-@click.option("--start-at", metavar="STEP_ID", help="Begin at this step instead of the first.")
+@click.option(
+    "--start-at",
+    metavar="STEP_ID",
+    help="Begin at this step instead of the first.",
+    shell_complete=_complete.workflow_steps,
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; run nothing, write nothing.")
 @no_input_option
 @click.option(

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store, print_state
 from coachctl.commands._output import View, emit_rows, output_options, to_json
 
@@ -29,7 +30,12 @@ SESSION_VIEW = View(
 
 
 @click.command()
-@click.option("--workflow", metavar="ID", help="Only this workflow's sessions.")
+@click.option(
+    "--workflow",
+    metavar="ID",
+    help="Only this workflow's sessions.",
+    shell_complete=_complete.workflows,
+)
 @click.option(
     "--status",
     type=click.Choice(["active", "paused", "completed", "cancelled", "failed"]),
@@ -67,7 +73,7 @@ TAIL_LINES = 5
 
 
 @click.command()
-@click.argument("session", required=False)
+@click.argument("session", required=False, shell_complete=_complete.sessions)
 @click.option("--wide", is_flag=True, help="Show each command's whole output tail (text).")
 @output_options(("text", "json"))
 @click.pass_context

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 from coachctl.commands._output import View, emit_rows, output_options
 
@@ -57,9 +58,10 @@ def workflow_rows(objects: Sequence[Mapping[str, Any]], by: str) -> list[dict[st
 
 
 @click.command()
-@click.argument("workflows", nargs=-1)
-@click.option("--by", default="workflow", show_default=True, metavar="workflow|step",
-              help="One row per workflow or per step.")  # fmt: skip
+@click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
+@click.option("--by", default="workflow", show_default=True, metavar="[workflow|step]",
+              help="One row per workflow or per step.",
+              shell_complete=_complete.choices(*BY_CHOICES))  # fmt: skip
 @output_options(wide=True)
 @click.pass_context
 def stats(

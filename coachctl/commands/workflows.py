@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 from coachctl.commands._output import View, emit_rows, output_options
 
@@ -25,7 +26,7 @@ WORKFLOW_VIEW = View(
 
 
 @click.command()
-@click.argument("workflows", nargs=-1, required=True)
+@click.argument("workflows", nargs=-1, required=True, shell_complete=_complete.workflows)
 @click.pass_context
 def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
     """Check WORKFLOW files (paths or ids); every problem is printed as PATH:LINE: message."""
