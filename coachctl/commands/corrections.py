@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 COLUMNS = ("workflow_id", "step_id", "base", "correction", "times", "adopted", "source", "stale")
 
 
-@click.group()
+@click.group(
+    epilog="""\b
+Examples:
+  coachctl corrections list hello
+  coachctl corrections export hello -o hello-pack.yaml
+  coachctl corrections import hello-pack.yaml --yes
+  coachctl corrections adopt hello clock --command 'date -u +%s'
+  coachctl corrections drop hello clock
+"""
+)
 def corrections() -> None:
     """Correction packs: what people reported and corrected, and the suggestions learned.
 
@@ -43,7 +52,7 @@ def _maybe_workflow(store: Store, workflow_id: str) -> Workflow | None:
         return None
 
 
-@corrections.command("list")
+@corrections.command("list", short_help="List corrections, observed commands, adopted suggestions.")
 @click.argument("workflow", required=False, shell_complete=_complete.workflows)
 @output_options(wide=True)
 @click.pass_context
@@ -83,7 +92,7 @@ def list_(
     )
 
 
-@corrections.command("export")
+@corrections.command("export", short_help="Export a workflow's pack as YAML.")
 @click.argument("workflow", shell_complete=_complete.workflows)
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
 @click.pass_context
@@ -120,7 +129,7 @@ def _change_line(c: Mapping[str, Any]) -> str:
     )
 
 
-@corrections.command("import")
+@corrections.command("import", short_help="Import a pack (shows what changes first).")
 @click.argument("file", metavar="FILE")
 @click.option("--yes", is_flag=True, help="Apply without asking (needed without a terminal).")
 @click.pass_context
@@ -168,7 +177,7 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
     click.echo(f"imported {len(applied)} change(s) into {wf.id}")
 
 
-@corrections.command("adopt")
+@corrections.command("adopt", short_help="Make a correction (or CMD) a step's suggestion now.")
 @click.argument("workflow", shell_complete=_complete.workflows)
 @click.argument("step", shell_complete=_complete.workflow_steps)
 @click.option(
@@ -198,7 +207,7 @@ def adopt(ctx: click.Context, workflow: str, step: str, command: str | None, fmt
     )
 
 
-@corrections.command("drop")
+@corrections.command("drop", short_help="Forget a step's learned suggestion.")
 @click.argument("workflow", shell_complete=_complete.workflows)
 @click.argument("step", shell_complete=_complete.workflow_steps)
 @output_options(("text", "json"))

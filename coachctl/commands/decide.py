@@ -8,8 +8,17 @@ from coachctl.cli import QuickHelpCommand
 from coachctl.commands import _complete
 from coachctl.commands._common import get_store, print_state, state_options, stream_to
 
+EPILOG = """\b
+Examples:
+  coachctl decide mx39hlpg-ode2 accept --step greet
+  coachctl decide mx39hlpg correct --correction 'date -u +%s'
+  coachctl decide mx39hlpg reject --feedback 'wrong host'
+  coachctl decide mx39hlpg manual --command 'systemctl restart web'
+  coachctl decide mx39hlpg accept --no-exec    # you ran it elsewhere
+"""
 
-@click.command(cls=QuickHelpCommand)
+
+@click.command(cls=QuickHelpCommand, epilog=EPILOG)
 @click.argument("session", shell_complete=_complete.sessions)
 @click.argument("decision", type=click.Choice(["accept", "reject", "correct", "manual", "skip"]))
 @click.option("--correction", metavar="CMD", help="With 'correct': the command to run instead.")

@@ -13,7 +13,15 @@ from coachctl.commands._common import get_store
 _HEAD = ("ts", "event", "session_id", "workflow_id")
 
 
-@click.command()
+EPILOG = """\b
+Examples:
+  coachctl events --since 2h
+  coachctl events --workflow hello --format json | jq -c 'select(.event=="level_changed")'
+  coachctl events --follow --format json     # like tail -f; Ctrl-C exits 0
+"""
+
+
+@click.command(epilog=EPILOG)
 @click.option(
     "--follow",
     "-f",

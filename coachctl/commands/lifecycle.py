@@ -8,8 +8,13 @@ from coachctl.commands import _complete
 from coachctl.commands._common import get_store, no_input_option, print_state
 from coachctl.commands._output import state_options
 
+PAUSE_EPILOG = """\b
+Examples:
+  coachctl pause mx39hlpg-ode2 --reason lunch
+"""
 
-@click.command()
+
+@click.command(epilog=PAUSE_EPILOG)
 @click.argument("session", shell_complete=_complete.sessions)
 @click.option("--reason", metavar="TEXT", help="Why it is paused (shown on resume).")
 @state_options
@@ -23,7 +28,15 @@ def pause(ctx: click.Context, session: str, reason: str | None, fmt: str) -> Non
     print_state(actions.state(store, s), fmt)
 
 
-@click.command()
+RESUME_EPILOG = """\b
+Examples:
+  coachctl resume                     # the most recent paused session
+  coachctl resume mx39hlpg-ode2
+  coachctl resume mx39hlpg --no-input  # for scripts: run what may run, print the state
+"""
+
+
+@click.command(epilog=RESUME_EPILOG)
 @click.argument("session", required=False, shell_complete=_complete.sessions)
 @no_input_option
 @state_options
@@ -49,7 +62,13 @@ def resume(ctx: click.Context, session: str | None, no_input: bool, fmt: str) ->
     drive(ctx, store, s, no_input=no_input, fmt=fmt)
 
 
-@click.command()
+CANCEL_EPILOG = """\b
+Examples:
+  coachctl cancel mx39hlpg-ode2
+"""
+
+
+@click.command(epilog=CANCEL_EPILOG)
 @click.argument("session", shell_complete=_complete.sessions)
 @state_options
 @click.pass_context

@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     from coachctl.engine.store import Store
 
 
-@click.command()
+EPILOG = """\b
+Examples:
+  coachctl run hello                           # mixed: AUTO steps run, others ask
+  coachctl run rotate-certs --var env=staging --start-at reload
+  coachctl run hello --dry-run                 # the plan; runs and writes nothing
+  coachctl run hello --mode auto --no-input    # CI: exit 1 unless every step is ready
+"""
+
+
+@click.command(epilog=EPILOG)
 @click.argument("workflow", shell_complete=_complete.workflows)
 @click.option(
     "--mode",

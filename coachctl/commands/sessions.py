@@ -29,7 +29,15 @@ SESSION_VIEW = View(
 )
 
 
-@click.command()
+SESSIONS_EPILOG = """\b
+Examples:
+  coachctl sessions --status paused
+  coachctl sessions --workflow hello --format csv
+  coachctl sessions --wide
+"""
+
+
+@click.command(epilog=SESSIONS_EPILOG)
 @click.option(
     "--workflow",
     metavar="ID",
@@ -72,7 +80,15 @@ def sessions(
 TAIL_LINES = 5
 
 
-@click.command()
+SHOW_EPILOG = """\b
+Examples:
+  coachctl show                    # the most recent session
+  coachctl show mx39hlpg-ode2 --wide
+  coachctl show mx39hlpg --format json | jq '.decisions[-1]'
+"""
+
+
+@click.command(epilog=SHOW_EPILOG)
 @click.argument("session", required=False, shell_complete=_complete.sessions)
 @click.option("--wide", is_flag=True, help="Show each command's whole output tail (text).")
 @output_options(("text", "json"))

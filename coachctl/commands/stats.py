@@ -57,7 +57,16 @@ def workflow_rows(objects: Sequence[Mapping[str, Any]], by: str) -> list[dict[st
     return rows
 
 
-@click.command()
+EPILOG = """\b
+Examples:
+  coachctl stats                        # one row per workflow, and (all)
+  coachctl stats hello --by step        # why each step is (not) AUTO
+  coachctl stats --wide --table-format github
+  coachctl stats --format json | jq '.global.acceptance_rate'
+"""
+
+
+@click.command(epilog=EPILOG)
 @click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
 @click.option("--by", default="workflow", show_default=True, metavar="[workflow|step]",
               help="One row per workflow or per step.",

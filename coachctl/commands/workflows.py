@@ -25,7 +25,14 @@ WORKFLOW_VIEW = View(
 )
 
 
-@click.command()
+VALIDATE_EPILOG = """\b
+Examples:
+  coachctl validate workflows/*.yaml
+  coachctl validate hello
+"""
+
+
+@click.command(epilog=VALIDATE_EPILOG)
 @click.argument("workflows", nargs=-1, required=True, shell_complete=_complete.workflows)
 @click.pass_context
 def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
@@ -49,7 +56,14 @@ def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
         raise UsageError(f"{bad} of {len(workflows)} workflow files invalid")
 
 
-@click.command()
+WORKFLOWS_EPILOG = """\b
+Examples:
+  coachctl workflows
+  coachctl workflows --wide      # with each file's path
+"""
+
+
+@click.command(epilog=WORKFLOWS_EPILOG)
 @output_options(wide=True)
 @click.pass_context
 def workflows(
