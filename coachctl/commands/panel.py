@@ -32,6 +32,20 @@ HELP = [
     ("Ctrl-C", "pause and leave at any moment, even while a command runs (exit 130)"),
 ]
 LEVEL_COLOURS = {"AUTO": "green", "COACHING": "yellow", "OBSERVATION": "magenta"}
+KEY_WORDS = {
+    "a": "accept",
+    "r": "reject",
+    "c": "correct",
+    "m": "manual",
+    "s": "skip",
+    "p": "pause",
+    "?": "help",
+}
+# After a failure or an interruption the key bar itself is the hint: what `a` and `m` mean now.
+AFTER = {
+    "failed": {"a": "retry"},
+    "interrupted": {"a": "run again", "m": "done"},
+}
 DONE_WORDS = {
     "reject": "rejected",
     "skip": "skipped",
@@ -113,11 +127,18 @@ def _conf(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def session_stats_text(stats: Mapping[str, Any]) -> str:
+def session_stats_text(stats: Mapping[str, Any], alone: int = 0) -> str:
+    """The session's counts; `alone` steps that ran on their own are said in words, and
+    alone when no person decided anything (never a row of zeros)."""
+    ran = f"{alone} step{'s' if alone != 1 else ''} ran on their own"
+    people = sum(int(stats[k]) for k in ("accepted", "rejected", "corrected", "manual"))
+    if alone and not people and not stats["skipped"] and not stats["failed"]:
+        return f"session: {ran}"
     return (
         f"session: {stats['accepted']} accepted, {stats['rejected']} rejected, "
         f"{stats['corrected']} corrected, {stats['manual']} manual, {stats['skipped']} skipped, "
         f"{stats['failed']} failed (acceptance {_pct(stats['acceptance_rate'])})"
+        + (f"; {ran}" if alone else "")
     )
 
 
@@ -147,6 +168,7 @@ class Panel:
         self.store = store
         self.sid = session_id
         self.colour = colour_enabled()
+        self.said: set[tuple[Any, Any]] = set()  # adoptions announced (read twice per decision)
         self.width = max(40, shutil.get_terminal_size((80, 24)).columns)
 
     # -- output ----------------------------------------------------------------------
@@ -158,31 +180,44 @@ class Panel:
         click.echo(text, err=err, color=self.colour)
 
     def wrapped(self, text: str, first: str, rest: str, **kw: Any) -> None:
-        """Print `text` wrapped to the terminal width (never truncated), each line styled."""
+        """Print `text` wrapped to the terminal width (never truncated), each line styled;
+        the first line after `first` (which may be styled), the others after `rest`."""
         import textwrap
 
+        lead = len(click.unstyle(first))
         lines: list[str] = []
         for raw in text.splitlines() or [""]:
             lines.extend(
                 textwrap.wrap(
                     raw,
-                    width=max(20, self.width - len(rest) - 1),
+                    width=max(20 + lead, self.width - 1),
+                    initial_indent=" " * (lead if not lines else len(rest)),
+                    subsequent_indent=" " * len(rest),
                     break_long_words=True,
                     break_on_hyphens=False,
                     drop_whitespace=True,
                 )
-                or [""]
+                or [" " * (lead if not lines else len(rest))]
             )
         for i, line in enumerate(lines):
-            self.echo((first if i == 0 else rest) + (self.style(line, **kw) if kw else line))
+            body = line[lead:] if i == 0 else line[len(rest) :]
+            self.echo((first if i == 0 else rest) + (self.style(body, **kw) if kw else body))
 
     def warn(self, text: str) -> None:
         self.echo(self.style(text, fg="red"), err=True)
 
     # -- input -----------------------------------------------------------------------
 
-    def key(self, allowed: Sequence[str]) -> str:
-        prompt = "  ".join(self._key_label(k) for k in allowed) + "  > "
+    def key(self, allowed: Sequence[str], words: Mapping[str, str] | None = None) -> str:
+        """One key of `allowed`; the key bar names each (`words` renames some: `retry`).
+
+        On a narrow terminal the bar is compact (`[a]ccept [r]eject …`), so the bar and the
+        word echoed after it stay on one line.
+        """
+        full = "  ".join(f"[{k}] {self._word(k, words)}" for k in allowed) + "  > "
+        compact = len(full) + len(" correct") > self.width
+        sep = " " if compact else "  "
+        prompt = sep.join(self._key_label(k, words, compact) for k in allowed) + sep + "> "
         click.echo(prompt, nl=False, color=self.colour)
         while True:
             try:
@@ -197,25 +232,37 @@ class Panel:
             self.echo(f"  {ch!r} does nothing here: press ? for help")
             click.echo(prompt, nl=False, color=self.colour)
 
-    def _key_label(self, k: str) -> str:
-        words = {
-            "a": "accept",
-            "r": "reject",
-            "c": "correct",
-            "m": "manual",
-            "s": "skip",
-            "p": "pause",
-            "?": "help",
-        }
-        return f"[{self.style(k, bold=True)}] {words[k]}"
+    def _word(self, k: str, words: Mapping[str, str] | None) -> str:
+        return (words or {}).get(k) or KEY_WORDS[k]
 
-    def ask(self, text: str) -> str:
-        """A line of text; Enter alone gives "". Ctrl-C/Ctrl-D here pause like anywhere."""
-        try:
-            value: str = click.prompt(text, default="", show_default=False, prompt_suffix=": ")
-        except click.Abort:
-            raise KeyboardInterrupt from None
-        return value.strip()
+    def _key_label(
+        self, k: str, words: Mapping[str, str] | None = None, compact: bool = False
+    ) -> str:
+        word = self._word(k, words)
+        if compact and word.startswith(k):
+            return f"[{self.style(k, bold=True)}]{word[1:]}"
+        return f"[{self.style(k, bold=True)}] {word}"
+
+    def ask(self, text: str, prefill: str | None = None) -> str:
+        """A line of text; Enter alone gives "". Ctrl-C/Ctrl-D here pause like anywhere.
+
+        Every prompt is written to stdout, which the panel only runs on when it is the
+        terminal: `2>/dev/null` never hides it (`input()` without readline, and so
+        `click.prompt`, writes its prompt to stderr). With `prefill` the line starts as
+        that text and has readline's editing; other prompts read a plain terminal line
+        (its own erase keys work), where a Ctrl-C always interrupts at once.
+        """
+        prompt = f"{text}: "
+        if prefill is not None:
+            edited = _readline_input(prompt, prefill)
+            if edited is not None:
+                return edited.strip()
+        click.echo(prompt, nl=False)
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:  # Ctrl-D
+            raise KeyboardInterrupt
+        return line.strip()
 
     def correction(self, suggestion: str) -> str | None:
         """The corrected command from $VISUAL/$EDITOR, else an inline prompt; None cancels."""
@@ -234,9 +281,13 @@ class Panel:
                 ln.rstrip() for ln in (result or "").splitlines() if not ln.lstrip().startswith("#")
             ]
             command = "\n".join(lines).strip()
-        else:
+        elif "\n" in suggestion:  # one line of editing cannot hold it: show it, ask anew
             self.wrapped(suggestion, "  suggestion: ", "              ")
+            self.echo("  (a command of several lines is easier to edit with $EDITOR set)")
             command = self.ask("  corrected command (empty cancels)")
+        else:
+            self.echo("  edit the command (Ctrl-U clears the line; empty cancels):")
+            command = self.ask("  corrected command", prefill=suggestion)
         if not command:
             self.echo("  empty: correction cancelled")
             return None
@@ -263,9 +314,41 @@ class Panel:
             if choice is None:
                 return
             decision, kwargs = choice
+            mark = events_mark(self.store)
             if not self.decide(session, step, decision, kwargs):
                 continue
+            levels = self.announce(mark, session, levels_of(trust.workflow))
             self.run_auto(session)
+            self.announce(mark, session, levels)
+
+    def announce(
+        self, mark: int, session: Session, before: dict[str, str] | None
+    ) -> dict[str, str] | None:
+        """One line for each change the decision just caused, at the moment it happens: a
+        correction adopted or a command learned (the events the decision wrote), a step or
+        the workflow reaching AUTO or falling back (its levels now against `before`, which
+        also catches a step's first change, before the index has recorded any level).
+        Returns the levels now."""
+        found, _ = events_since(self.store, mark)
+        news = [
+            e
+            for e in found
+            if e.get("session_id") == self.sid
+            and e.get("event") == "suggestion_adopted"
+            and (e.get("step_id"), e.get("command")) not in self.said
+        ]
+        wf = trust_of(self.store, session, {}).workflow
+        after = levels_of(wf)
+        if before is not None and after is not None and wf is not None:
+            news.extend(level_changes(str(wf["workflow_id"]), before, after))
+        for e in news:
+            self.said.add((e.get("step_id"), e.get("command")))
+            text = announcement(e)
+            if text is not None:
+                up = not text.startswith("fell back")
+                sign = self.style("  ★ " if up else "  ▼ ", fg="green" if up else "yellow")
+                self.wrapped(text, sign, "    ", bold=True)
+        return after
 
     def draw(self, session: Session, state: Mapping[str, Any], trust: Trust) -> None:
         step = state["step"]
@@ -287,11 +370,10 @@ class Panel:
         level = step["level"]
         level_text = self.style(level, fg=LEVEL_COLOURS.get(level), bold=True)
         if trust.step is not None:
-            self.echo(f"  level {level_text} · " + step_trust_text(trust.step))
+            said = step_trust_text(trust.step)
         else:
-            self.echo(
-                f"  level {level_text} · no command yet: coachctl learns it from your reports"
-            )
+            said = "no command yet: coachctl learns it from your reports"
+        self.wrapped(f"· {said}", f"  level {level_text} ", "    ")
         if step.get("instructions"):
             self.wrapped(step["instructions"], "  instructions: ", "                ")
         observe = self.observing(session, step)
@@ -300,15 +382,11 @@ class Panel:
             self.wrapped(step["suggestion"], label, " " * len(label), fg="cyan", bold=True)
         status = step.get("status")
         if status == "failed":
-            why = exit_text(_last_record(session))
-            self.echo(
-                self.style(f"  ! the last attempt failed ({why})", fg="red", bold=True)
-                + ": a retry, c correct, m manual, s skip"
-            )
+            why = exit_text(_last_record(session), (session.current_step or {}).get("timeout"))
+            self.echo(self.style(f"  ! the last attempt failed ({why})", fg="red", bold=True))
         elif status == "interrupted":
             self.echo(
                 self.style("  ! interrupted while running: it may have run.", fg="red", bold=True)
-                + " a run again, m it is done (manual), s skip"
             )
         elif status == "running":
             self.echo(self.style("  ... running in another process: wait, or press p", fg="yellow"))
@@ -316,10 +394,10 @@ class Panel:
             self.echo("  Do this step yourself, then press m to report what you ran (s skips it).")
         self.stats(state, trust.workflow)
 
-    def stats(self, state: Mapping[str, Any], wf: Mapping[str, Any] | None) -> None:
+    def stats(self, state: Mapping[str, Any], wf: Mapping[str, Any] | None, alone: int = 0) -> None:
         """The live stats line: the session's counts, then the workflow's trust."""
         self.wrapped(
-            session_stats_text(state["stats"]), self.style("  stats ", dim=True), "        "
+            session_stats_text(state["stats"], alone), self.style("  stats ", dim=True), "        "
         )
         if wf is not None:
             self.wrapped(workflow_stats_text(wf), "        ", "        ")
@@ -337,8 +415,9 @@ class Panel:
             if self.observing(session, step)
             else ["a", "r", "c", "m", "s", "p", "?"]
         )
+        words = AFTER.get(str(step.get("status")))
         while True:
-            ch = self.key(allowed)
+            ch = self.key(allowed, words)
             if ch in ("p", "q"):
                 self.echo("pause")
                 self.pause(session, step)
@@ -409,11 +488,8 @@ class Panel:
         if rec.get("executed"):
             took = _took(rec.get("duration"))
             if out.failed:
-                why = exit_text(rec)
-                self.echo(
-                    self.style(f"  FAILED: {why}{took}", fg="red", bold=True)
-                    + " · a retry, c correct, m manual, s skip"
-                )
+                why = exit_text(rec, step.get("timeout"))
+                self.echo(self.style(f"  FAILED: {why}{took}", fg="red", bold=True))
             else:
                 verb = "corrected and ran" if decision == "correct" else "ok"
                 self.echo(self.style(f"  {verb}: exit 0{took}", fg="green"))
@@ -451,7 +527,9 @@ class Panel:
             if session.status == "paused":
                 self.echo(f"continue with: coachctl resume {session.id}")
         wf: dict[str, Any] | None = trust_of(self.store, session, {}).workflow
-        self.stats(state, wf)
+        from coachctl.commands._common import ran_alone
+
+        self.stats(state, wf, ran_alone(session.decisions))
 
 
 class LineTracker:
@@ -478,14 +556,12 @@ def _took(duration: Any) -> str:
     return f" in {duration:.1f}s" if isinstance(duration, (int, float)) else ""
 
 
-def exit_text(rec: Mapping[str, Any]) -> str:
-    """`exit 3`, `timed out`, or `killed by signal 2` (subprocess gives -N for a signal)."""
-    code = rec.get("exit_code")
-    if rec.get("timed_out"):
-        return "timed out"
-    if isinstance(code, int) and code < 0:
-        return f"killed by signal {-code}"
-    return f"exit {code}"
+def exit_text(rec: Mapping[str, Any], timeout: Any = None) -> str:
+    """`exit 3`, `timed out after 3 s`, `stopped by Ctrl-C`, `killed by SIGKILL`."""
+    from coachctl.commands._output import outcome_text
+
+    seconds = float(timeout) if isinstance(timeout, (int, float)) else None
+    return outcome_text({"executed": True, **rec}, seconds) or "not run"
 
 
 def _last_record(session: Session) -> Mapping[str, Any]:
@@ -495,3 +571,105 @@ def _last_record(session: Session) -> Mapping[str, Any]:
             record: Mapping[str, Any] = d
             return record
     return {}
+
+
+def _forget_last(readline: Any) -> None:
+    """Keep commands and feedback typed in the panel out of readline's history list."""
+    try:
+        n = readline.get_current_history_length()
+        if n:
+            readline.remove_history_item(n - 1)
+    except (AttributeError, ValueError):
+        pass
+
+
+def events_mark(store: Store) -> int:
+    """Where the events log ends now (the file store's byte offset), so the panel can read
+    what a decision added."""
+    try:
+        return int(store.events_path.stat().st_size)
+    except OSError:
+        return 0
+
+
+def events_since(store: Store, mark: int) -> tuple[list[dict[str, Any]], int]:
+    """The events appended after `mark`, and the new mark; never fails the panel."""
+    from coachctl.errors import CoachctlError
+
+    try:
+        return store.read_events(mark)
+    except (CoachctlError, OSError):
+        return [], mark
+
+
+def announcement(event: Mapping[str, Any]) -> str | None:
+    """The panel's one line for an event that changes what coachctl will do, else None."""
+    kind = event.get("event")
+    step = event.get("step_id")
+    if kind == "suggestion_adopted":
+        command = event.get("command")
+        if event.get("source") == "observed":
+            return (
+                f"{step} learned a command from what people ran: {command} "
+                "(it starts at zero trust)"
+            )
+        return f"{step} now suggests your correction: {command} (it starts at zero trust)"
+    if kind == "level_changed":
+        before, after = event.get("from"), event.get("to")
+        rank = ("OBSERVATION", "COACHING", "AUTO")
+        down = before in rank and after in rank and rank.index(after) < rank.index(before)
+        what = f"step {step}" if step else f"workflow {event.get('workflow_id')}"
+        if down:
+            return f"fell back: {what} is {after} again (was {before})"
+        if after == "AUTO":
+            tail = (
+                "it runs on its own in mixed runs"
+                if step
+                else "every step is ready: `run --mode auto` may run it unattended"
+            )
+            return f"{what} reached AUTO: {tail}"
+        return f"{what} is now {after} (was {before})"
+    return None
+
+
+def _readline_input(prompt: str, prefill: str) -> str | None:
+    """`input()` with readline, the line starting as `prefill`; None without readline.
+
+    readline writes the prompt to stdout (the terminal). Its bracketed-paste escapes are
+    turned off: with NO_COLOR the panel writes no escape codes.
+    """
+    try:
+        import readline
+    except ImportError:
+        return None
+    readline.parse_and_bind("set enable-bracketed-paste off")
+    readline.set_startup_hook(lambda: readline.insert_text(prefill))
+    try:
+        return input(prompt)
+    except EOFError:
+        raise KeyboardInterrupt from None
+    finally:
+        readline.set_startup_hook(None)
+        _forget_last(readline)
+
+
+def levels_of(wf: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """{step_id: level, "": the workflow's level} from `history.workflow_metrics`."""
+    if wf is None:
+        return None
+    levels = {str(s["step_id"]): str(s["level"]) for s in wf.get("steps") or []}
+    levels[""] = str(wf["level"])
+    return levels
+
+
+def level_changes(
+    workflow_id: str, before: Mapping[str, str], after: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """`level_changed`-shaped records for what moved: steps first, then the workflow."""
+    out = [
+        {"event": "level_changed", "workflow_id": workflow_id, "step_id": k or None,
+         "from": before[k], "to": level}
+        for k, level in after.items()
+        if k in before and before[k] != level
+    ]  # fmt: skip
+    return sorted(out, key=lambda e: e["step_id"] is None)

@@ -13,6 +13,7 @@ from coachctl.commands._common import (
     interactive,
     no_input_option,
     print_state,
+    ran_alone,
     var_option,
 )
 from coachctl.commands._output import output_options, to_json
@@ -252,7 +253,7 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
 
             interact(ctx, store, session.id)
             return
-        print_state(actions.state(store, session), fmt)
+        print_state(actions.state(store, session), fmt, ran_alone(session.decisions))
         if out.failed:
             rec = out.record or {}
             raise StepFailed(
