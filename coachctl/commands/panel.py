@@ -128,18 +128,19 @@ def _conf(x: float | None) -> str:
 
 
 def session_stats_text(stats: Mapping[str, Any], alone: int = 0) -> str:
-    """The session's counts; `alone` steps that ran on their own are said in words, and
-    alone when no person decided anything (never a row of zeros)."""
-    ran = f"{alone} step{'s' if alone != 1 else ''} ran on their own"
-    people = sum(int(stats[k]) for k in ("accepted", "rejected", "corrected", "manual"))
-    if alone and not people and not stats["skipped"] and not stats["failed"]:
-        return f"session: {ran}"
-    return (
-        f"session: {stats['accepted']} accepted, {stats['rejected']} rejected, "
-        f"{stats['corrected']} corrected, {stats['manual']} manual, {stats['skipped']} skipped, "
-        f"{stats['failed']} failed (acceptance {_pct(stats['acceptance_rate'])})"
-        + (f"; {ran}" if alone else "")
-    )
+    """The session's counts that are not zero (`session: 2 accepted, 1 rejected (67%)`),
+    and the steps that ran on their own, in words: never a row of zeros."""
+    words = (
+        ("accepted", "accepted"), ("rejected", "rejected"), ("corrected", "corrected"),
+        ("manual", "manual"), ("skipped", "skipped"), ("failed", "failed"),
+    )  # fmt: skip
+    said = [f"{stats[k]} {w}" for k, w in words if stats.get(k)]
+    if alone:
+        said.append(f"{alone} step{'s' if alone != 1 else ''} ran on their own")
+    if not said:
+        return "session: nothing decided yet"
+    rate = stats.get("acceptance_rate")
+    return "session: " + ", ".join(said) + (f" ({_pct(rate)} accepted)" if rate is not None else "")
 
 
 def workflow_stats_text(wf: Mapping[str, Any]) -> str:

@@ -112,7 +112,7 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
     t.expect("one-42")
     t.expect("ok: exit 0")
     t.expect("step 2/5")
-    t.expect("session: 1 accepted, 0 rejected, 0 corrected, 0 manual, 0 skipped, 0 failed")
+    t.expect("session: 1 accepted (100% accepted)")
     t.expect("workflow tour: 1/1 accepted (100%), confidence 0.21, level COACHING")
     t.key("r")
     t.expect("why (optional, Enter to skip): ")
@@ -126,7 +126,7 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
     t.expect("fixed-3")
     t.expect("corrected and ran: exit 0")
     t.expect("step 4/5")
-    t.expect("session: 1 accepted, 1 rejected, 1 corrected, 0 manual")
+    t.expect("session: 1 accepted, 1 rejected, 1 corrected (33% accepted)")
     t.key("m")
     t.expect("what did you run? (optional, Enter to skip): ")
     t.line("echo by-hand")
@@ -135,7 +135,7 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
     t.key("s")
     t.expect("skipped")
     t.expect(" completed: 5/5 steps")
-    t.expect("session: 1 accepted, 1 rejected, 1 corrected, 1 manual, 1 skipped, 0 failed")
+    t.expect("session: 1 accepted, 1 rejected, 1 corrected, 1 manual, 1 skipped (25% accepted)")
     assert t.exit_code() == 0
     assert decisions(home) == [
         ("one", "accept", "echo one-$((40+2))", None, 0),
@@ -219,7 +219,7 @@ def test_pause_then_resume_in_a_new_terminal_at_the_same_step(home: Path) -> Non
     t = Pty(home, "resume", data["id"][:8])
     t.expect("step 2/3")
     t.expect("Check the clock  [clock]")
-    t.expect("session: 1 accepted, 0 rejected")
+    t.expect("session: 1 accepted (100% accepted)")
     t.key("s")
     t.key("s")
     t.expect(" completed: 3/3 steps")
