@@ -87,10 +87,11 @@ def state_text(state: Mapping[str, Any], alone: int = 0) -> str:
             lines.append("  ! the last attempt failed: accept to retry, correct, manual or skip.")
         elif step.get("status") == "running":
             lines.append("  … running in another process")
+        more = "\n" + " " * 16  # a `run: |` of several lines stays in its column
         if step.get("instructions"):
-            lines.append(f"  instructions: {step['instructions']}")
+            lines.append(f"  instructions: {step['instructions'].rstrip().replace(chr(10), more)}")
         if step.get("suggestion"):
-            lines.append(f"  suggestion:   {step['suggestion']}")
+            lines.append(f"  suggestion:   {step['suggestion'].rstrip().replace(chr(10), more)}")
         else:
             lines.append("  suggestion:   (none yet: do it yourself and report what you ran)")
     else:

@@ -106,3 +106,28 @@ def test_resume_ambiguity_lists_only_resumable_sessions(cli: Cli, home: Path) ->
     r = cli("resume", "aaaa", "--no-input", "--format", "json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["session_id"] == "aaaa2-xyz2"
+
+
+MULTI = """\
+id: multi
+variables:
+  name: world
+steps:
+  - id: script
+    run: |
+      echo "in $(pwd)"
+      echo hello {{ name }}
+    instructions: Check that it greets {{ name }}.
+"""
+
+
+def test_a_multi_line_run_as_the_readme_describes_it(cli: Cli, home: Path) -> None:
+    """`run: |` runs as one shell script, in the caller's working directory, with
+    `instructions` beside it; the state text keeps its lines in one column."""
+    write_workflow(home, "multi", MULTI)
+    text = cli("run", "multi", "--no-input").stdout
+    assert "  instructions: Check that it greets world.\n" in text
+    assert "  suggestion:   echo \"in $(pwd)\"\n                echo hello world\n" in text
+    sid = cli.json("sessions")[0]["session_id"]
+    out = cli("decide", sid, "accept").stdout
+    assert f"in {Path.cwd()}\nhello world\n" in out
