@@ -127,7 +127,7 @@ def test_a_multi_line_run_as_the_readme_describes_it(cli: Cli, home: Path) -> No
     write_workflow(home, "multi", MULTI)
     text = cli("run", "multi", "--no-input").stdout
     assert "  instructions: Check that it greets world.\n" in text
-    assert "  suggestion:   echo \"in $(pwd)\"\n                echo hello world\n" in text
+    assert '  suggestion:   echo "in $(pwd)"\n                echo hello world\n' in text
     sid = cli.json("sessions")[0]["session_id"]
     out = cli("decide", sid, "accept").stdout
     assert f"in {Path.cwd()}\nhello world\n" in out
