@@ -72,7 +72,9 @@ def decide(
         )
     print_state(actions.state(store, out.session), fmt)
     if out.failed and out.record is not None:
-        why = " (timed out)" if out.record.get("timed_out") else ""
+        from coachctl.commands._output import outcome_text
+
+        timeout = (out.session.current_step or {}).get("timeout")
         raise StepFailed(
-            f"step {out.record['step_id']!r} failed: exit {out.record.get('exit_code')}{why}"
+            f"step {out.record['step_id']!r} failed: {outcome_text(out.record, timeout)}"
         )

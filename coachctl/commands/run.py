@@ -16,7 +16,7 @@ from coachctl.commands._common import (
     ran_alone,
     var_option,
 )
-from coachctl.commands._output import output_options, to_json
+from coachctl.commands._output import outcome_text, output_options, to_json
 
 if TYPE_CHECKING:
     from coachctl.engine.actions import Plan
@@ -220,8 +220,7 @@ class Progress:
         ok = rec.get("outcome") != "failed"
         dur = rec.get("duration")
         took = f" {dur:.1f}s" if isinstance(dur, (int, float)) else ""
-        why = " timed out" if rec.get("timed_out") else f" exit {rec.get('exit_code')}"
-        verdict = "ok" if ok else f"FAILED ({why.strip()})"
+        verdict = "ok" if ok else f"FAILED ({outcome_text(rec, step.get('timeout'))})"
         click.echo(f"{verdict}{took}" if self.live else f"{head} {verdict}{took}", err=self.err)
         if not ok:
             tail = str(rec.get("output_tail") or "").rstrip("\n").splitlines()[-TAIL_LINES:]
@@ -256,8 +255,9 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
         print_state(actions.state(store, session), fmt, ran_alone(session.decisions))
         if out.failed:
             rec = out.record or {}
+            why = outcome_text(rec, (session.current_step or {}).get("timeout"))
             raise StepFailed(
-                f"step {rec.get('step_id')!r} failed (exit {rec.get('exit_code')})"
+                f"step {rec.get('step_id')!r} failed ({why})"
                 + (f": session {session.id} failed" if session.status == "failed" else "")
             )
     except KeyboardInterrupt:

@@ -26,9 +26,13 @@ steps:
 def test_show_text_has_command_outcome_feedback_and_output(cli: Cli, home: Path) -> None:
     write_workflow(home, "endings", ENDINGS)
     sid = cli.start("endings")
-    assert cli("decide", sid, "accept").exit_code == 1
+    slow = cli("decide", sid, "accept")
+    assert slow.exit_code == 1
+    assert slow.stderr.endswith("coachctl: step 'slow' failed: timed out after 1 s\n")
     cli("decide", sid, "skip")
-    assert cli("decide", sid, "accept").exit_code == 1
+    killed = cli("decide", sid, "accept")
+    assert killed.exit_code == 1
+    assert killed.stderr.endswith("coachctl: step 'killed' failed: killed by SIGKILL\n")
     cli("decide", sid, "skip")
     assert cli("decide", sid, "accept").exit_code == 1
     cli("decide", sid, "reject", "--feedback", "exit 3 is not ok here")
@@ -45,6 +49,14 @@ def test_show_text_has_command_outcome_feedback_and_output(cli: Cli, home: Path)
     # the output tail: the last lines, and how to see all of it
     assert "| line-8" in text and "| line-3" not in text and "3 more lines (--wide)" in text
     assert "| line-1" in cli("show", sid, "--wide").stdout
+
+
+def test_an_auto_run_says_how_a_step_ended_in_words(cli: Cli, home: Path) -> None:
+    write_workflow(home, "dies", "steps:\n  - id: boom\n    run: kill -9 $$\n")
+    r = cli("run", "dies", "--mode", "auto", "--force", "--no-input")
+    assert r.exit_code == 1
+    assert "[1/1] boom … FAILED (killed by SIGKILL)" in r.stdout
+    assert "coachctl: step 'boom' failed (killed by SIGKILL): session " in r.stderr
 
 
 def test_show_without_a_session_takes_the_most_recent(cli: Cli) -> None:
