@@ -90,7 +90,9 @@ Examples:
 
 @click.command(epilog=SHOW_EPILOG)
 @click.argument("session", required=False, shell_complete=_complete.sessions)
-@click.option("--wide", is_flag=True, help="Show each command's whole output tail (text).")
+@click.option(
+    "--wide", is_flag=True, help="Whole output tails and lines, uncut (text; JSON has all)."
+)
 @output_options(("text", "json"))
 @click.pass_context
 def show(ctx: click.Context, session: str | None, wide: bool, fmt: str) -> None:
@@ -116,10 +118,14 @@ def show(ctx: click.Context, session: str | None, wide: bool, fmt: str) -> None:
     if not s.decisions:
         click.echo("decisions: none yet")
         return
+    from coachctl.commands._output import cut, terminal_width
+
     click.echo("decisions:")
     timeouts = {st["id"]: st.get("timeout") for st in s.steps}
+    width = None if wide else terminal_width()
     for i, d in enumerate(s.decisions):
-        click.echo("\n".join(decision_lines(i + 1, d, timeouts.get(d.get("step_id")), wide)))
+        for line in decision_lines(i + 1, d, timeouts.get(d.get("step_id")), wide):
+            click.echo(line if width is None else cut(line, max(width - 1, 40)))
 
 
 def decision_lines(

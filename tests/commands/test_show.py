@@ -49,6 +49,10 @@ def test_show_text_has_command_outcome_feedback_and_output(cli: Cli, home: Path)
     # the output tail: the last lines, and how to see all of it
     assert "| line-8" in text and "| line-3" not in text and "3 more lines (--wide)" in text
     assert "| line-1" in cli("show", sid, "--wide").stdout
+    shown = cli("show", sid, env={"COLUMNS": "40"}).stdout
+    narrow = shown.split("\ndecisions:\n", 1)[1].splitlines()
+    assert max(len(line) for line in narrow) <= 40  # decisions fit the terminal
+    assert any(line.endswith("…") for line in narrow)
 
 
 def test_an_auto_run_says_how_a_step_ended_in_words(cli: Cli, home: Path) -> None:
