@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from coachctl.cli import QuickHelpCommand
-from coachctl.commands import _complete
 from coachctl.commands._common import get_store, print_state, state_options, stream_to
+
+
+def _complete_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    """Completion, imported only when a shell asks: `decide` runs in loops from scripts."""
+    from coachctl.commands._complete import sessions
+
+    return sessions(ctx, param, incomplete)
+
+
+def _complete_steps(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    from coachctl.commands._complete import session_steps
+
+    return session_steps(ctx, param, incomplete)
+
 
 EPILOG = """\b
 Examples:
@@ -19,7 +34,7 @@ Examples:
 
 
 @click.command(cls=QuickHelpCommand, epilog=EPILOG)
-@click.argument("session", shell_complete=_complete.sessions)
+@click.argument("session", shell_complete=_complete_sessions)
 @click.argument("decision", type=click.Choice(["accept", "reject", "correct", "manual", "skip"]))
 @click.option("--correction", metavar="CMD", help="With 'correct': the command to run instead.")
 @click.option("--command", "reported", metavar="CMD", help="With 'manual': what you ran yourself.")
@@ -29,7 +44,7 @@ Examples:
     "step_guard",
     metavar="STEP_ID",
     help="Only if the session is still at this step; else change nothing and exit 3.",
-    shell_complete=_complete.session_steps,
+    shell_complete=_complete_steps,
 )
 @click.option("--no-exec", is_flag=True, help="Record accept/correct without running (you ran it).")
 @state_options
