@@ -16,6 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from coachctl.commands._panel_io import LineTracker, events_mark, events_since, readline_input
+from coachctl.commands._panel_words import (
+    announcement,
+    level_changes,
+    levels_of,
+    session_stats_text,
+    step_trust_text,
+    workflow_stats_text,
+)
+
 if TYPE_CHECKING:
     from coachctl.engine.session import Session
     from coachctl.engine.store import Store
@@ -99,65 +109,6 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
     if not step.get("suggestion"):
         return Trust(None, wf)
     return Trust(history.session_step_metrics(store, session, step), wf)
-
-
-def step_trust_text(m: Mapping[str, Any]) -> str:
-    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts)."""
-    n = int(m["suggestions"])
-    said = (
-        f"{m['accepted']}/{n} accepted on this command" if n else "no decisions on this command yet"
-    )
-    return f"{said} · {auto_text(m)}"
-
-
-def auto_text(m: Mapping[str, Any]) -> str:
-    if m.get("ready"):
-        return "ready for AUTO"
-    needed = m.get("accepts_needed")
-    if needed is not None:
-        return f"AUTO after {needed} more accept{'s' if needed != 1 else ''} in a row"
-    return f"never AUTO: {m.get('reason')}"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"
-
-
-def _conf(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
-def session_stats_text(stats: Mapping[str, Any], alone: int = 0) -> str:
-    """The session's counts that are not zero (`session: 2 accepted, 1 rejected (67%)`),
-    and the steps that ran on their own, in words: never a row of zeros."""
-    words = (
-        ("accepted", "accepted"), ("rejected", "rejected"), ("corrected", "corrected"),
-        ("manual", "manual"), ("skipped", "skipped"), ("failed", "failed"),
-    )  # fmt: skip
-    said = [f"{stats[k]} {w}" for k, w in words if stats.get(k)]
-    if alone:
-        said.append(f"{alone} step{'s' if alone != 1 else ''} ran on their own")
-    if not said:
-        return "session: nothing decided yet"
-    rate = stats.get("acceptance_rate")
-    return "session: " + ", ".join(said) + (f" ({_pct(rate)} accepted)" if rate is not None else "")
-
-
-def workflow_stats_text(wf: Mapping[str, Any]) -> str:
-    """Rate, confidence, level, and what AUTO still needs for the whole workflow."""
-    head = (
-        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted "
-        f"({_pct(wf['acceptance_rate'])}), confidence {_conf(wf['confidence'])}, "
-        f"level {wf['level']}"
-    )
-    if wf["ready"]:
-        return f"{head}, ready for AUTO"
-    blocked = [s for s in wf["steps"] if not s["ready"]]
-    never = [s["step_id"] for s in blocked if s.get("accepts_needed") is None]
-    if never:
-        return f"{head}, AUTO blocked by {', '.join(never)} (see coachctl readiness)"
-    most = max(int(s["accepts_needed"]) for s in blocked)
-    return f"{head}, AUTO after {most} more fully accepted run{'s' if most != 1 else ''}"
 
 
 class Panel:
@@ -255,7 +206,7 @@ class Panel:
         """
         prompt = f"{text}: "
         if prefill is not None:
-            edited = _readline_input(prompt, prefill)
+            edited = readline_input(prompt, prefill)
             if edited is not None:
                 return edited.strip()
         click.echo(prompt, nl=False)
@@ -533,26 +484,6 @@ class Panel:
         self.stats(state, wf, ran_alone(session.decisions))
 
 
-class LineTracker:
-    """The live output stream of a command; makes sure the panel starts on a fresh line."""
-
-    def __init__(self) -> None:
-        from coachctl.commands._common import stream_to
-
-        self.write = stream_to("text")
-        self.last = b"\n"
-
-    def __call__(self, chunk: bytes) -> None:
-        if chunk:
-            self.write(chunk)
-            self.last = chunk[-1:]
-
-    def close(self) -> None:
-        if self.last != b"\n":
-            self.write(b"\n")
-            self.last = b"\n"
-
-
 def _took(duration: Any) -> str:
     return f" in {duration:.1f}s" if isinstance(duration, (int, float)) else ""
 
@@ -572,105 +503,3 @@ def _last_record(session: Session) -> Mapping[str, Any]:
             record: Mapping[str, Any] = d
             return record
     return {}
-
-
-def _forget_last(readline: Any) -> None:
-    """Keep commands and feedback typed in the panel out of readline's history list."""
-    try:
-        n = readline.get_current_history_length()
-        if n:
-            readline.remove_history_item(n - 1)
-    except (AttributeError, ValueError):
-        pass
-
-
-def events_mark(store: Store) -> int:
-    """Where the events log ends now (the file store's byte offset), so the panel can read
-    what a decision added."""
-    try:
-        return int(store.events_path.stat().st_size)
-    except OSError:
-        return 0
-
-
-def events_since(store: Store, mark: int) -> tuple[list[dict[str, Any]], int]:
-    """The events appended after `mark`, and the new mark; never fails the panel."""
-    from coachctl.errors import CoachctlError
-
-    try:
-        return store.read_events(mark)
-    except (CoachctlError, OSError):
-        return [], mark
-
-
-def announcement(event: Mapping[str, Any]) -> str | None:
-    """The panel's one line for an event that changes what coachctl will do, else None."""
-    kind = event.get("event")
-    step = event.get("step_id")
-    if kind == "suggestion_adopted":
-        command = event.get("command")
-        if event.get("source") == "observed":
-            return (
-                f"{step} learned a command from what people ran: {command} "
-                "(it starts at zero trust)"
-            )
-        return f"{step} now suggests your correction: {command} (it starts at zero trust)"
-    if kind == "level_changed":
-        before, after = event.get("from"), event.get("to")
-        rank = ("OBSERVATION", "COACHING", "AUTO")
-        down = before in rank and after in rank and rank.index(after) < rank.index(before)
-        what = f"step {step}" if step else f"workflow {event.get('workflow_id')}"
-        if down:
-            return f"fell back: {what} is {after} again (was {before})"
-        if after == "AUTO":
-            tail = (
-                "it runs on its own in mixed runs"
-                if step
-                else "every step is ready: `run --mode auto` may run it unattended"
-            )
-            return f"{what} reached AUTO: {tail}"
-        return f"{what} is now {after} (was {before})"
-    return None
-
-
-def _readline_input(prompt: str, prefill: str) -> str | None:
-    """`input()` with readline, the line starting as `prefill`; None without readline.
-
-    readline writes the prompt to stdout (the terminal). Its bracketed-paste escapes are
-    turned off: with NO_COLOR the panel writes no escape codes.
-    """
-    try:
-        import readline
-    except ImportError:
-        return None
-    readline.parse_and_bind("set enable-bracketed-paste off")
-    readline.set_startup_hook(lambda: readline.insert_text(prefill))
-    try:
-        return input(prompt)
-    except EOFError:
-        raise KeyboardInterrupt from None
-    finally:
-        readline.set_startup_hook(None)
-        _forget_last(readline)
-
-
-def levels_of(wf: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """{step_id: level, "": the workflow's level} from `history.workflow_metrics`."""
-    if wf is None:
-        return None
-    levels = {str(s["step_id"]): str(s["level"]) for s in wf.get("steps") or []}
-    levels[""] = str(wf["level"])
-    return levels
-
-
-def level_changes(
-    workflow_id: str, before: Mapping[str, str], after: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """`level_changed`-shaped records for what moved: steps first, then the workflow."""
-    out = [
-        {"event": "level_changed", "workflow_id": workflow_id, "step_id": k or None,
-         "from": before[k], "to": level}
-        for k, level in after.items()
-        if k in before and before[k] != level
-    ]  # fmt: skip
-    return sorted(out, key=lambda e: e["step_id"] is None)
