@@ -28,7 +28,7 @@ Examples:
   coachctl corrections import hello-pack.yaml --yes
   coachctl corrections adopt hello clock --command 'date -u +%s'
   coachctl corrections drop hello clock
-"""
+""",
 )
 def corrections() -> None:
     """Correction packs: what people reported and corrected, and the suggestions learned.
