@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from coachctl.cli import warn
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
-from coachctl.commands._output import emit_rows, output_options
+from coachctl.commands._output import View, emit_rows, output_options
 
 COUNTS = ("suggestions", "accepted", "rejected", "corrected", "manual", "failed", "skipped")
 WORKFLOW_COLUMNS = (
@@ -18,6 +19,21 @@ WORKFLOW_COLUMNS = (
 STEP_COLUMNS = (
     "workflow_id", "step_id", "level", "ready", *COUNTS, "acceptance_rate", "confidence",
     "accepts_needed", "reason",
+)  # fmt: skip
+# What a person sees by default (--wide: everything; CSV and JSON: always everything).
+WORKFLOW_VIEW = View(
+    WORKFLOW_COLUMNS,
+    ("workflow_id", "level", "ready", "sessions", "suggestions", "accepted", "acceptance_rate",
+     "confidence", "trend"),
+    shrink=("workflow_id",),
+    drop=("ready", "sessions", "trend"),
+)  # fmt: skip
+STEP_VIEW = View(
+    STEP_COLUMNS,
+    ("workflow_id", "step_id", "level", "suggestions", "acceptance_rate", "confidence",
+     "accepts_needed", "reason"),
+    shrink=("reason", "workflow_id", "step_id"),
+    drop=("suggestions",),
 )  # fmt: skip
 GLOBAL_ID = "(all)"
 BY_CHOICES = ("workflow", "step")
@@ -49,21 +65,37 @@ def workflow_rows(objects: Sequence[Mapping[str, Any]], by: str) -> list[dict[st
     return rows
 
 
-def with_scope(columns: Sequence[str], objects: Sequence[Mapping[str, Any]]) -> list[str]:
+def with_scope(view: View, objects: Sequence[Mapping[str, Any]]) -> View:
     """A `scope` column after the workflow id, only when some workflow has a trust scope."""
-    cols = list(columns)
-    if any(w.get("scope") for w in objects):
-        cols.insert(1, "scope")
-    return cols
+    if not any(w.get("scope") for w in objects):
+        return view
+
+    def add(columns: Sequence[str]) -> list[str]:
+        cols = list(columns)
+        cols.insert(cols.index("workflow_id") + 1 if "workflow_id" in cols else 0, "scope")
+        return cols
+
+    return View(add(view.columns), add(view.default), shrink=view.shrink, drop=view.drop)
 
 
-@click.command()
-@click.argument("workflows", nargs=-1)
-@click.option("--by", default="workflow", show_default=True, metavar="workflow|step",
-              help="One row per workflow or per step.")  # fmt: skip
+EPILOG = """\b
+Examples:
+  coachctl stats                        # one row per workflow, and (all)
+  coachctl stats hello --by step        # why each step is (not) AUTO
+  coachctl stats deploy --var env=prod  # one trust scope of a workflow with trust_scope
+  coachctl stats --wide --table-format github
+  coachctl stats --format json | jq '.global.acceptance_rate'
+"""
+
+
+@click.command(epilog=EPILOG)
+@click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
+@click.option("--by", default="workflow", show_default=True, metavar="[workflow|step]",
+              help="One row per workflow or per step.",
+              shell_complete=_complete.choices(*BY_CHOICES))  # fmt: skip
 @click.option("--var", "var_items", multiple=True, metavar="KEY=VALUE",
               help="Only this trust scope (a trust_scope variable; repeatable).")  # fmt: skip
-@output_options()
+@output_options(wide=True)
 @click.pass_context
 def stats(
     ctx: click.Context,
@@ -72,6 +104,8 @@ def stats(
     var_items: tuple[str, ...],
     fmt: str,
     table_format: str,
+    wide: bool,
+    columns: str | None,
 ) -> None:
     """Acceptance, confidence and level per workflow (or step), with a global row.
 
@@ -98,9 +132,6 @@ def stats(
         return
     rows = workflow_rows(rep.workflows, by)
     rows.append({"workflow_id": GLOBAL_ID, **rep.global_})
-    columns: Sequence[str] = with_scope(
-        STEP_COLUMNS if by == "step" else WORKFLOW_COLUMNS, rep.workflows
-    )
-    if fmt == "csv":
-        columns = [c for c in columns if c != "trend"]
-    emit_rows(rows, columns, fmt, table_format)
+    view = with_scope(STEP_VIEW if by == "step" else WORKFLOW_VIEW, rep.workflows)
+    csv_columns = [c for c in view.columns if c != "trend"]
+    emit_rows(rows, csv_columns, fmt, table_format, view=view, wide=wide, pick=columns)
