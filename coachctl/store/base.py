@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 #: Which store answered; the JSON `source` of metrics never depends on it.
@@ -176,6 +177,9 @@ class SessionTxn(Protocol):
 
     #: The session as stored (a fresh dict the engine may keep and change).
     session: dict[str, Any]
+    #: Filled on exit by a store whose derived writes failed *after* the commit point (the
+    #: file store: index, pack or events log); the decision stands, the engine warns.
+    warnings: list[str]
 
     def next_seq(self) -> int:
         """A sequence number for a decision being recorded now: greater than every `seq`
@@ -231,6 +235,7 @@ class Store(Protocol):
     """What coachctl keeps about sessions; both stores keep every promise below."""
 
     kind: str  # "file" or "postgres"
+    home: Path  # the home whose workflows/ its sessions run (workflows stay YAML files there)
     lock_timeout: float  # seconds a lock (or a row lock) is waited for before exit 3
 
     def describe(self) -> str:
