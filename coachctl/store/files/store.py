@@ -1,167 +1,70 @@
-"""The home folder: paths, session ids, locks, atomic writes and the events log.
+"""The file store: `HOME/sessions/`, one JSON file per session (the truth), and derived
+state beside it (index, events log, packs) that is rebuilt when missing.
 
-Everything coachctl writes goes through here, so the rules hold in one place: a session
-file is only replaced whole (temp file in the same folder, fsync, `os.replace`), always under
-that session's lock, and readers never take a lock because they can never see half a file.
+The rules hold here, in one place: a session file is only replaced whole (temp file in the
+same folder, fsync, `os.replace`), always under that session's lock, and readers never take
+a lock because they can never see half a file. Nothing outside `coachctl/store/files/`
+knows a path under `sessions/`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coachctl.errors import (
-    ConflictError,
-    SessionNotFound,
-    StateError,
-    StorageError,
-    UsageError,
+from coachctl.errors import ConflictError, SessionNotFound, StateError, StorageError
+from coachctl.store.base import (
+    BadFile,
+    Derive,
+    Finding,
+    MetricsAnswer,
+    MetricsQuery,
+    SessionSummary,
 )
+from coachctl.store.files import layout
+from coachctl.store.files.fs import (
+    LockTimeout,
+    dir_stamp,
+    flock,
+    os_reason,
+    read_nofollow,
+    write_atomic,
+)
+from coachctl.store.files.layout import LOCK_SESSION, LOCK_STORE, SESSION_SUFFIX
+from coachctl.store.files.records import dump_session, parse_session_bytes
+from coachctl.store.ids import ID_RE, check_id, resolve_among
 
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-SCHEMA_VERSION = 1
-MIN_PREFIX = 4
-SESSION_SUFFIX = ".json"
-EVENTS_FILE = "events.jsonl"
-LOCKS_DIR = ".locks"
-TMP_PREFIX = ".tmp-"
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+if TYPE_CHECKING:
+    from coachctl.store.files.index import Index
+    from coachctl.store.files.txn import FileTxn, HandFileTxn
 
-
-def resolve_home(option: str | None) -> Path:
-    """`--home`, else `$COACHCTL_HOME`, else the current directory (CONTRACT §1)."""
-    raw = option or os.environ.get("COACHCTL_HOME") or os.getcwd()
-    return Path(raw).expanduser().absolute()
-
-
-def _base36(n: int, width: int) -> str:
-    out = []
-    while n:
-        n, r = divmod(n, 36)
-        out.append(_B36[r])
-    return "".join(reversed(out)).rjust(width, "0")
+# How long a refreshed index is trusted within one process (one command refreshes once).
+FRESH_SECONDS = 2.0
 
 
-def new_session_id(now: float | None = None) -> str:
-    """Short, time-sortable ids: 8 base-36 chars of milliseconds, then 4 random ones.
+class FileStore:
+    """Owns `HOME/sessions/`. `derive` is the engine's session → rows function (the index
+    and the full recomputation rebuild derived rows with it)."""
 
-    Sorting ids sorts sessions by start time, which is what `sessions` lists by.
-    """
-    ms = int((time.time() if now is None else now) * 1000)
-    return _base36(ms, 8) + "-" + _base36(int.from_bytes(os.urandom(4), "big") % 36**4, 4)
+    kind = "file"
 
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:
-    """Replace `path` whole or not at all: a reader sees the old file or the new one.
-
-    Returns the stat of what was written (inode, size, mtime: a rename keeps them), so the
-    index can record exactly this version even if someone replaces the file right after.
-    """
-    fd = -1
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.urandom(4).hex()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-        st = os.fstat(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except OSError as exc:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise StorageError(f"cannot write {path}: {_os_reason(exc)}") from exc
-    return st
-
-
-def dir_stamp(st: os.stat_result) -> str:
-    """A folder's identity and change time: equal stamps mean no entry was added, removed
-    or renamed in between (given the timestamp is older than its clock's tick)."""
-    return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-
-
-def _read_nofollow(path: Path) -> bytes:
-    """Read a file that is not a symlink (ELOOP if it is)."""
-    nofollow = getattr(os, "O_NOFOLLOW", 0)
-    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | nofollow)) as fh:
-        return fh.read()
-
-
-class _LockTimeout(Exception):
-    """Another process held the lock for the whole timeout."""
-
-
-def _flock(path: str, timeout: float) -> int | None:
-    """flock(LOCK_EX) on `path`, polling like filelock (every 50 ms) until `timeout`.
-
-    The same lock filelock takes (so both interoperate), in a tenth of its time: `decide`
-    takes three. Returns the locked descriptor, None when the filesystem has no flock;
-    _LockTimeout when another holder kept it.
-    """
-    import fcntl
-
-    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd, created = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600), True
-        except FileExistsError:
-            try:
-                fd, created = os.open(path, flags), False
-            except FileNotFoundError:
-                continue  # removed in between: create it again
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno == errno.ENOSYS:
-                if created:  # filelock's soft lock reads an existing file as "held"
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-                return None
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            if time.monotonic() >= deadline:
-                raise _LockTimeout(path) from None
-            time.sleep(0.05)
-            continue
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)  # the file was replaced while we waited: lock the one there now
-
-
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "permission denied (read-only?)"
-    return exc.strerror or str(exc)
-
-
-class Store:
-    """Owns `HOME/sessions/`: ids, prefixes, locks, session files and the events log."""
-
-    def __init__(self, home: Path, lock_timeout: float = 10.0) -> None:
+    def __init__(
+        self, home: Path, lock_timeout: float = 10.0, *, derive: Derive, use_index: bool = True
+    ) -> None:
         self.home = home
         self.sessions_dir = home / "sessions"
-        self.workflows_dir = home / "workflows"
         self.lock_timeout = lock_timeout
+        self.derive = derive
+        self._index: Index | None = None
+        self._index_failed = not use_index  # False: every answer is a full recomputation
+
+    def describe(self) -> str:
+        return f"file store {self.sessions_dir}"
 
     # -- folders -----------------------------------------------------------------------
 
@@ -172,13 +75,45 @@ class Store:
             st = os.stat(self.sessions_dir)
             if st.st_mode & 0o077 and st.st_uid == os.getuid():
                 os.chmod(self.sessions_dir, 0o700)  # e.g. a checked-out sessions/ folder
-            (self.sessions_dir / LOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
+            # Made up front: created later, it would move the folder's stamp mid-refresh.
+            (self.sessions_dir / layout.LOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create {self.sessions_dir}: {_os_reason(exc)}") from exc
+            raise StorageError(f"cannot create {self.sessions_dir}: {os_reason(exc)}") from exc
+
+    def make_dir(self, path: Path) -> None:
+        """A folder of derived state under sessions/, owner-only."""
+        self.ensure()
+        try:
+            below = path.relative_to(self.sessions_dir).parts
+        except ValueError:
+            below = (str(path),)
+        folder = self.sessions_dir
+        try:
+            for part in below:  # every level owner-only (mkdir(parents=True) would not be)
+                folder = folder / part
+                folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {folder}: {os_reason(exc)}") from exc
+
+    def check_writable(self) -> None:
+        """Refuse writes to a store that was moved (`store migrate`)."""
+        target = self.moved_to()
+        if target is not None:
+            raise StateError(f"{self.describe()} was moved to {target}: use that store (--store)")
 
     def session_path(self, session_id: str) -> Path:
         check_id(session_id, "session id")
         return self.sessions_dir / f"{session_id}{SESSION_SUFFIX}"
+
+    def exists(self, session_id: str) -> bool:
+        return self.session_path(session_id).is_file()
+
+    def sessions_stamp(self) -> str | None:
+        """`dir_stamp` of sessions/ (None when it cannot be read)."""
+        try:
+            return dir_stamp(os.stat(self.sessions_dir))
+        except OSError:
+            return None
 
     # -- ids ---------------------------------------------------------------------------
 
@@ -189,30 +124,16 @@ class Store:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise StorageError(f"cannot read {self.sessions_dir}: {_os_reason(exc)}") from exc
-        ids = [
-            n[: -len(SESSION_SUFFIX)]
-            for n in names
-            if n.endswith(SESSION_SUFFIX) and not n.startswith(".")
-        ]
+            raise StorageError(f"cannot read {self.sessions_dir}: {os_reason(exc)}") from exc
+        cut = -len(SESSION_SUFFIX)
+        ids = [n[:cut] for n in names if n.endswith(SESSION_SUFFIX) and not n.startswith(".")]
         return sorted(i for i in ids if ID_RE.match(i))
 
     def resolve(self, ref: str) -> str:
-        """A full id or a unique prefix (>= 4 chars) → the id; refuses traversal (exit 2)."""
         check_id(ref, "session reference")
         if self.session_path(ref).is_file():
             return ref
-        if len(ref) < MIN_PREFIX:
-            raise SessionNotFound(
-                f"unknown session: {ref} (a prefix needs at least {MIN_PREFIX} characters)"
-            )
-        matches = [i for i in self.list_ids() if i.startswith(ref)]
-        if not matches:
-            raise SessionNotFound(f"unknown session: {ref}")
-        if len(matches) > 1:
-            shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
-            raise SessionNotFound(f"ambiguous session prefix {ref}: {shown}")
-        return matches[0]
+        return resolve_among(ref, self.list_ids(), self.describe())
 
     # -- locks -------------------------------------------------------------------------
 
@@ -223,16 +144,19 @@ class Store:
         )
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """An OS-level lock (flock): a killed holder releases it, a left file blocks no one."""
-        self.ensure()
-        path = self.sessions_dir / LOCKS_DIR / f"{name}.lock"
+    def lock(self, namespace: str, name: str) -> Iterator[None]:
+        """An OS-level lock (flock): a killed holder releases it, a left file blocks no one.
+        Each namespace (session, pack, store) has its own folder: names never collide."""
+        folder = self.sessions_dir / layout.LOCKS_DIR / namespace
+        self.make_dir(folder)
+        path = folder / f"{name}.lock"
+        what = f"session {name}" if namespace == LOCK_SESSION else f"{namespace} {name}"
         try:
-            fd = _flock(str(path), self.lock_timeout)
-        except _LockTimeout:
-            raise self._busy(name) from None
+            fd = flock(str(path), self.lock_timeout)
+        except LockTimeout:
+            raise self._busy(what) from None
         except OSError as exc:
-            raise StorageError(f"cannot lock {path}: {_os_reason(exc)}") from exc
+            raise StorageError(f"cannot lock {path}: {os_reason(exc)}") from exc
         if fd is not None:
             try:
                 yield
@@ -246,9 +170,9 @@ class Store:
         try:
             lock.acquire()
         except Timeout:
-            raise self._busy(name) from None
+            raise self._busy(what) from None
         except OSError as exc:
-            raise StorageError(f"cannot lock {path}: {_os_reason(exc)}") from exc
+            raise StorageError(f"cannot lock {path}: {os_reason(exc)}") from exc
         try:
             yield
         finally:
@@ -260,13 +184,13 @@ class Store:
         """Read and parse one session file; unreadable or foreign files are exit 2."""
         path = self.session_path(session_id)
         try:
-            data = _read_nofollow(path)
+            data = read_nofollow(path)
         except FileNotFoundError:
-            raise SessionNotFound(f"unknown session: {session_id}") from None
+            raise SessionNotFound(f"unknown session: {session_id} in {self.describe()}") from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symlink could show a file from outside the home
                 raise StateError(f"unreadable session file {path}: a symlink (refused)") from None
-            raise StateError(f"cannot read {path}: {_os_reason(exc)}") from exc
+            raise StateError(f"cannot read {path}: {os_reason(exc)}") from exc
         obj = parse_session_bytes(data, path)
         if obj["id"] != session_id:
             # Saving it would write another session's file (its id names the file).
@@ -276,109 +200,361 @@ class Store:
             )
         return obj
 
+    def load(self, session_id: str) -> dict[str, Any]:
+        return self.load_raw(session_id)
+
     def save_raw(self, session: Mapping[str, Any]) -> os.stat_result:
         """Write a session file atomically; the stat of what was written."""
         self.ensure()
         return write_atomic(self.session_path(str(session["id"])), dump_session(session))
 
-    def sessions_stamp(self) -> str | None:
-        """`dir_stamp` of sessions/ (None when it cannot be read)."""
-        try:
-            return dir_stamp(os.stat(self.sessions_dir))
-        except OSError:
-            return None
+    def create(self, session: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
+        from coachctl.store.files.txn import FileTxn
 
-    def exists(self, session_id: str) -> bool:
-        return self.session_path(session_id).is_file()
+        sid = str(session["id"])
+        self.check_writable()
+        self.ensure()
+        with self.lock(LOCK_SESSION, sid):
+            if self.exists(sid):
+                raise ConflictError(f"session {sid} already exists in {self.describe()}")
+            txn = FileTxn(self, sid, dict(session))
+            txn.save(session, self.derive(session))
+            txn.append_events(events)
+            txn.commit()
+        return txn.warnings
+
+    @contextlib.contextmanager
+    def transaction(self, session_id: str) -> Iterator[FileTxn]:
+        from coachctl.store.files.txn import FileTxn
+
+        self.check_writable()
+        with self.lock(LOCK_SESSION, session_id), contextlib.ExitStack() as held:
+            txn = FileTxn(self, session_id, self.load_raw(session_id), held)
+            yield txn
+            txn.commit()
+
+    def iter_sessions(
+        self, workflow_id: str | None = None, *, teaching: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        from coachctl.errors import CoachctlError
+        from coachctl.store.files.full import FullScan
+
+        idx = self.index() if teaching and workflow_id is not None else None
+        if idx is not None and workflow_id is not None:
+            for sid in sorted(idx.folds(workflow_id)):
+                try:
+                    yield self.load_raw(sid)
+                except CoachctlError:
+                    continue
+            return
+
+        scan = FullScan(self, workflow_id)
+        for found in scan.sessions.values():
+            for data, _ in found:
+                yield data
+
+    def bad_sessions(self) -> list[BadFile]:
+        idx = self.index()
+        if idx is not None:
+            return idx.bad_files()
+        from coachctl.store.files.full import FullScan
+
+        return FullScan(self).bad
+
+    def list_sessions(
+        self, workflow_id: str | None = None
+    ) -> tuple[list[SessionSummary], list[BadFile]]:
+        from coachctl.store.files.full import FullScan
+
+        scan = FullScan(self, workflow_id)
+        rows = [
+            _summary(data, derived["accepted"], derived["suggestions"])
+            for found in scan.sessions.values()
+            for data, derived in found
+        ]
+        rows.sort(key=lambda r: r["session_id"])
+        return rows, scan.bad
+
+    # -- the runner lease ----------------------------------------------------------------
+
+    def _lease_path(self, session_id: str) -> Path:
+        check_id(session_id, "session id")
+        return self.sessions_dir / layout.LEASES_DIR / f"{session_id}.lease"
+
+    @contextlib.contextmanager
+    def lease(self, session_id: str, token: str) -> Iterator[None]:
+        """An flock on `.leases/<id>.lease` holding the token, for the command's duration:
+        any process on this kernel (containers sharing the folder too) can test it."""
+        import fcntl
+
+        path = self._lease_path(session_id)
+        self.make_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | layout_nofollow(), 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {os_reason(exc)}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.write(fd, token.encode())
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise ConflictError(f"session {session_id} has a step running") from None
+            raise StorageError(f"cannot lock {path}: {os_reason(exc)}") from exc
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def lease_alive(self, session_id: str, token: str) -> bool | None:
+        import fcntl
+
+        path = self._lease_path(session_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | layout_nofollow())
+        except OSError:
+            return None  # no lease taken here (another host, or an older coachctl)
+        try:
+            if os.read(fd, 256).decode(errors="replace") != token:
+                return None  # the lease file belongs to another run
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    return True
+                return None
+            return False
+        finally:
+            os.close(fd)
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def index(self, *, fresh: bool = True) -> Index | None:
+        """This store's index, refreshed from the files (at most every FRESH_SECONDS), or
+        None when it cannot be used (read-only home, no sessions): callers recompute."""
+        import sqlite3
+
+        from coachctl.errors import CoachctlError
+        from coachctl.store.files.index import Index, IndexUnavailable
+
+        if self._index is None:
+            if self._index_failed:
+                return None
+            try:
+                self._index = Index.open(self)
+            except (IndexUnavailable, CoachctlError, OSError):
+                return None
+        idx = self._index
+        try:
+            if not idx.complete or (fresh and time.monotonic() - idx.refreshed_at > FRESH_SECONDS):
+                idx.refresh()
+            return idx
+        except sqlite3.OperationalError:
+            self.forget_index()  # busy or read-only after all: recompute this time
+        except sqlite3.DatabaseError:
+            self.forget_index(discard=True)  # corrupt: rebuilt on the next run
+        except (CoachctlError, OSError):
+            self.forget_index()
+        self._index_failed = True
+        return None
+
+    def forget_index(self, *, discard: bool = False) -> None:
+        """Stop using the index (and delete it when it proved corrupt)."""
+        idx, self._index = self._index, None
+        if idx is not None:
+            idx.close()
+            if discard:
+                idx.discard()
+
+    def metrics(self, query: MetricsQuery) -> MetricsAnswer:
+        import sqlite3
+
+        idx = self.index()
+        if idx is not None:
+            try:
+                return {
+                    "windows": idx.windows(query["windows"]),
+                    "session_counts": {wf: idx.session_count(wf) for wf in query["workflows"]},
+                    "trends": {wf: idx.trend(wf, query["trend"]) for wf in query["workflows"]},
+                    "bad": idx.bad_files(),
+                }
+            except sqlite3.DatabaseError as exc:
+                self.forget_index(discard=not isinstance(exc, sqlite3.OperationalError))
+        from coachctl.store.files.full import FullScan
+
+        return FullScan(self).metrics(query)
+
+    def workflow_ids(self) -> list[str]:
+        idx = self.index()
+        if idx is not None:
+            return idx.workflow_ids()
+        from coachctl.store.files.full import FullScan
+
+        return FullScan(self).workflow_ids()
+
+    def latest_session(self, workflow_id: str) -> dict[str, Any] | None:
+        from coachctl.store.files.full import FullScan
+
+        idx = self.index()
+        if idx is None:
+            return FullScan(self, workflow_id).latest(workflow_id)
+        from coachctl.errors import CoachctlError
+
+        for sid in idx.latest_ids(workflow_id):
+            try:
+                return self.load_raw(sid)
+            except CoachctlError:
+                continue
+        return None
 
     # -- events ------------------------------------------------------------------------
 
     @property
     def events_path(self) -> Path:
-        return self.sessions_dir / EVENTS_FILE
+        return self.sessions_dir / layout.EVENTS_FILE
 
-    def append_events(self, events: list[Mapping[str, Any]]) -> None:
-        """Append JSON lines; a torn last line left by a crash is closed off first."""
+    def append_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        from coachctl.store.files import events as log
+
         if not events:
             return
+        self.check_writable()
         self.ensure()
-        payload = "".join(
-            json.dumps(e, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
-            for e in events
-        ).encode("utf-8")
-        with self.lock("events"):
-            try:
-                fd = os.open(self.events_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            except OSError as exc:
-                raise StorageError(f"cannot write {self.events_path}: {_os_reason(exc)}") from exc
-            try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    payload = b"\n" + payload
-                os.write(fd, payload)
-            except OSError as exc:
-                raise StorageError(f"cannot write {self.events_path}: {_os_reason(exc)}") from exc
-            finally:
-                os.close(fd)
+        payload = log.encode(events)
+        with self.lock(LOCK_STORE, "events"):
+            log.append(self.events_path, payload)
 
-    def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Events from byte `offset`; returns them and the offset after the last full line.
+    def read_events(self, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
+        from coachctl.store.files import events as log
 
-        A line that does not parse (torn by a crash, or garbage) is skipped; a last line
-        without its newline is left for the next read, since a writer may be mid-append.
-        """
+        return log.read(self.events_path, cursor)
+
+    def events_end(self) -> str:
+        from coachctl.store.files import events as log
+
+        return str(log.size(self.events_path))
+
+    def wait_events(self, cursor: str, timeout: float) -> None:
+        from coachctl.store.files import events as log
+
+        deadline = time.monotonic() + timeout
+        offset = log.offset_of(cursor)
+        while log.size(self.events_path) == offset and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+
+    # -- packs and hand choices ----------------------------------------------------------
+
+    def pack(self, workflow_id: str) -> dict[str, Any] | None:
+        from coachctl.store.files import packs
+
+        return packs.read_derived(self, workflow_id)
+
+    def put_pack(self, workflow_id: str, pack: Mapping[str, Any]) -> None:
+        from coachctl.store.files import packs
+
+        self.check_writable()
+        with self.lock(layout.LOCK_PACK, workflow_id):
+            packs.write_derived(self, workflow_id, pack)
+
+    def pack_ids(self) -> list[str]:
+        from coachctl.store.files import packs
+
+        return packs.ids(self)
+
+    def hand_choices(self, workflow_id: str) -> dict[str, Any]:
+        from coachctl.store.files import packs
+
+        return packs.read_choices(self, workflow_id)
+
+    @contextlib.contextmanager
+    def hand_transaction(self, workflow_id: str) -> Iterator[HandFileTxn]:
+        from coachctl.store.files.txn import HandFileTxn
+
+        self.check_writable()
+        check_id(workflow_id, "workflow id")
+        with self.lock(layout.LOCK_PACK, workflow_id):
+            txn = HandFileTxn(self, workflow_id)
+            yield txn
+            txn.commit()
+
+    # -- reports -------------------------------------------------------------------------
+
+    def recent_decisions(
+        self, workflow_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for data in self.iter_sessions(workflow_id):
+            for derived_row, d in _decisions_with_seq(self, data):
+                found.append(
+                    {
+                        "session_id": data["id"],
+                        "workflow_id": data["workflow_id"],
+                        "step_id": d.get("step_id"),
+                        "decision": d.get("decision"),
+                        "decided_by": d.get("decided_by"),
+                        "decided_at": d.get("decided_at"),
+                        "outcome": d.get("outcome"),
+                        "feedback": d.get("feedback"),
+                        "seq": derived_row,
+                    }
+                )
+        found.sort(key=lambda r: (r["seq"], r["session_id"]), reverse=True)
+        return found[:limit]
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def doctor(self, *, repair: bool = False) -> tuple[list[Finding], int]:
+        from coachctl.store.files.doctor import check
+
+        return check(self, repair=repair)
+
+    def moved_to(self) -> str | None:
         try:
-            with open(self.events_path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return [], offset
-        except OSError as exc:
-            raise StateError(f"cannot read {self.events_path}: {_os_reason(exc)}") from exc
-        end = data.rfind(b"\n") + 1
-        events: list[dict[str, Any]] = []
-        for line in data[:end].splitlines():
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                events.append(obj)
-        return events, offset + end
+            text = read_nofollow(self.sessions_dir / layout.MOVED_FILE).decode("utf-8", "replace")
+        except OSError:
+            return None
+        return text.strip() or None
+
+    def mark_moved(self, target: str) -> None:
+        self.ensure()
+        write_atomic(self.sessions_dir / layout.MOVED_FILE, target.encode() + b"\n")
 
 
-def dump_session(session: Mapping[str, Any]) -> bytes:
-    """One top-level key per line, each value compact.
-
-    `indent=` would switch json to its pure-Python encoder, 3x slower on a long session, and
-    the encode happens under the session's lock; this stays greppable and diffable by key.
-    """
-    enc = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    lines = ",\n".join(f"{enc.encode(k)}: {enc.encode(session[k])}" for k in sorted(session))
-    return ("{\n" + lines + "\n}\n").encode("utf-8")
+def layout_nofollow() -> int:
+    return getattr(os, "O_NOFOLLOW", 0)
 
 
-def check_id(value: str, what: str) -> str:
-    """Ids are plain names: never a path, never `..` (CONTRACT §1)."""
-    if not ID_RE.match(value) or value in (".", ".."):
-        raise UsageError(f"invalid {what}: {value!r} (expected letters, digits, '.', '_', '-')")
-    return value
+def _summary(data: Mapping[str, Any], accepted: int, suggestions: int) -> SessionSummary:
+    steps = data.get("steps") or []
+    raw = data.get("cursor")
+    cursor = raw if isinstance(raw, int) else 0
+    status = str(data.get("status"))
+    current = steps[cursor] if 0 <= cursor < len(steps) else None
+    return {
+        "session_id": str(data["id"]),
+        "workflow_id": str(data["workflow_id"]),
+        "mode": str(data.get("mode")),
+        "status": status,
+        "step": str(current["id"])
+        if isinstance(current, dict) and status not in ("completed", "cancelled")
+        else None,
+        "done": min(cursor, len(steps)),
+        "total": len(steps),
+        "decisions": len(data.get("decisions") or []),
+        "started_by": data.get("started_by"),
+        "created_at": str(data.get("created_at")),
+        "updated_at": str(data.get("updated_at")),
+        "accepted": accepted,
+        "suggestions": suggestions,
+    }
 
 
-def parse_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
-    """Parse a session file and refuse what this version cannot read correctly."""
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise StateError(f"unreadable session file {path}: not valid JSON") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        raise StateError(f"unreadable session file {path}: not a coachctl session")
-    version = obj.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise StateError(
-            f"session file {path} has schema_version {version!r}, written by a newer "
-            f"coachctl (this one reads up to {SCHEMA_VERSION}): upgrade coachctl"
-        )
-    return obj
+def _decisions_with_seq(
+    store: FileStore, data: Mapping[str, Any]
+) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """Each decision of a session with its order of record (from the engine's rows)."""
+    seqs = {r["pos"]: r["seq"] for r in store.derive(data)["rows"]}
+    for pos, d in enumerate(data.get("decisions") or []):
+        if isinstance(d, dict):
+            yield seqs.get(pos, 0), d
