@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -40,6 +39,8 @@ def choices_path(store: FileStore, workflow_id: str) -> Path:
 
 def digest(choices: Mapping[str, Any]) -> str:
     """Which hand choices a derived pack was built on."""
+    import hashlib
+
     raw = json.dumps(choices, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 

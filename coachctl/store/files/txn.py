@@ -149,9 +149,9 @@ class FileTxn:
                         idx.refreshed_at = time.monotonic()
                     except Exception:
                         store.forget_index()  # only a speed-up: the next refresh catches up
-            from coachctl.store.files import packs
-
             for workflow_id in sorted(self._dirty_packs):
+                from coachctl.store.files import packs
+
                 pack = self._packs[workflow_id]
                 if pack is not None:
                     packs.write_derived(store, workflow_id, pack)
