@@ -79,8 +79,8 @@ def read_derived(
         hand = digest(read_choices(store, workflow_id))
     except StateError:
         return None
-    if pack.get("hand") != hand:
-        return None
+    if "hand" in pack and pack["hand"] != hand:
+        return None  # built on other hand choices (a pack from before them has no "hand")
     idx = store.index(fresh=fresh)
     if idx is not None:
         try:
