@@ -33,6 +33,7 @@ from coachctl.store.files.fs import (
     flock,
     os_reason,
     read_nofollow,
+    real_dir,
     write_atomic,
 )
 from coachctl.store.files.layout import LOCK_SESSION, LOCK_STORE, SESSION_SUFFIX
@@ -75,25 +76,18 @@ class FileStore:
             st = os.stat(self.sessions_dir)
             if st.st_mode & 0o077 and st.st_uid == os.getuid():
                 os.chmod(self.sessions_dir, 0o700)  # e.g. a checked-out sessions/ folder
-            # Made up front: created later, it would move the folder's stamp mid-refresh.
-            (self.sessions_dir / layout.LOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {self.sessions_dir}: {os_reason(exc)}") from exc
+        # Made up front: created later, it would move the folder's stamp mid-refresh.
+        real_dir(self.sessions_dir / layout.LOCKS_DIR)
 
     def make_dir(self, path: Path) -> None:
         """A folder of derived state under sessions/, owner-only."""
         self.ensure()
-        try:
-            below = path.relative_to(self.sessions_dir).parts
-        except ValueError:
-            below = (str(path),)
         folder = self.sessions_dir
-        try:
-            for part in below:  # every level owner-only (mkdir(parents=True) would not be)
-                folder = folder / part
-                folder.mkdir(mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {folder}: {os_reason(exc)}") from exc
+        for part in path.relative_to(self.sessions_dir).parts:
+            folder = folder / part
+            real_dir(folder)  # owner-only, and never a link (fs's symlink policy)
 
     def check_writable(self) -> None:
         """Refuse writes to a store that was moved (`store migrate`)."""
