@@ -170,6 +170,14 @@ class Index:
             raise IndexUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
         for suffix in ("", "-wal", "-shm", "-journal"):  # derived: a link is replaced
             drop_link(Path(f"{self.path}{suffix}"))
+        # Created owner-only before SQLite opens it (it would use the umask: 0644); its -wal
+        # and -shm files take the database file's mode.
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | NOFOLLOW, 0o600))
+            if os.stat(self.path).st_mode & 0o077:
+                os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot create {self.path}: {exc}") from exc
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         self.conn = conn
         conn.execute("PRAGMA journal_mode=WAL")

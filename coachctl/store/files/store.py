@@ -80,6 +80,10 @@ class FileStore:
             raise StorageError(f"cannot create {self.sessions_dir}: {os_reason(exc)}") from exc
         # Made up front: created later, it would move the folder's stamp mid-refresh.
         real_dir(self.sessions_dir / layout.LOCKS_DIR)
+        ignore = self.sessions_dir / layout.GITIGNORE
+        if not os.path.lexists(ignore):  # a person's own edits are kept
+            with contextlib.suppress(StorageError):
+                write_atomic(ignore, layout.GITIGNORE_TEXT.encode())
 
     def make_dir(self, path: Path) -> None:
         """A folder of derived state under sessions/, owner-only."""
