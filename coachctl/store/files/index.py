@@ -144,11 +144,18 @@ class Index:
         """Open (creating or silently rebuilding) the index; IndexUnavailable if we cannot."""
         if not store.sessions_dir.is_dir():
             raise IndexUnavailable("no sessions yet")
+        import sqlite3
+
         idx = cls(store)
         try:
             idx._connect()
         except IndexUnavailable:
             raise
+        except sqlite3.OperationalError as exc:
+            # Busy (another process checkpoints, a doctor rebuilds): not damage. Deleting
+            # the files now would pull them from under every other process.
+            idx.close()
+            raise IndexUnavailable(f"cannot use {idx.path} now: {exc}") from exc
         except Exception:
             idx.close()
             idx.discard()
@@ -171,13 +178,17 @@ class Index:
         for suffix in ("", "-wal", "-shm", "-journal"):  # derived: a link is replaced
             drop_link(Path(f"{self.path}{suffix}"))
         # Created owner-only before SQLite opens it (it would use the umask: 0644); its -wal
-        # and -shm files take the database file's mode.
+        # and -shm files take the database file's mode. Only ever O_EXCL: closing a
+        # descriptor of a database this process has open would drop SQLite's POSIX locks.
         try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | NOFOLLOW, 0o600))
-            if os.stat(self.path).st_mode & 0o077:
-                os.chmod(self.path, 0o600)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600))
+        except FileExistsError:
+            pass
         except OSError as exc:
             raise IndexUnavailable(f"cannot create {self.path}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            if os.lstat(self.path).st_mode & 0o077:
+                os.chmod(self.path, 0o600)
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         self.conn = conn
         conn.execute("PRAGMA journal_mode=WAL")

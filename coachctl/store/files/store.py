@@ -13,9 +13,9 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from coachctl.errors import ConflictError, SessionNotFound, StateError, StorageError
 from coachctl.store.base import (
@@ -43,6 +43,8 @@ from coachctl.store.ids import ID_RE, check_id, resolve_among
 if TYPE_CHECKING:
     from coachctl.store.files.index import Index
     from coachctl.store.files.txn import FileTxn, HandFileTxn
+
+_T = TypeVar("_T")
 
 # How long a refreshed index is trusted within one process (one command refreshes once).
 FRESH_SECONDS = 2.0
@@ -237,9 +239,13 @@ class FileStore:
         from coachctl.errors import CoachctlError
         from coachctl.store.files.full import FullScan
 
-        idx = self.index() if teaching and workflow_id is not None else None
-        if idx is not None and workflow_id is not None:
-            for sid in sorted(idx.folds(workflow_id)):
+        teachers = (
+            self._ask_index(lambda idx: sorted(idx.folds(workflow_id)))
+            if teaching and workflow_id is not None
+            else None
+        )
+        if teachers is not None:
+            for sid in teachers:
                 try:
                     yield self.load_raw(sid)
                 except CoachctlError:
@@ -252,9 +258,9 @@ class FileStore:
                 yield data
 
     def bad_sessions(self) -> list[BadFile]:
-        idx = self.index()
-        if idx is not None:
-            return idx.bad_files()
+        found = self._ask_index(lambda idx: idx.bad_files())
+        if found is not None:
+            return found
         from coachctl.store.files.full import FullScan
 
         return FullScan(self).bad
@@ -351,7 +357,7 @@ class FileStore:
         except sqlite3.OperationalError:
             self.forget_index()  # busy or read-only after all: recompute this time
         except sqlite3.DatabaseError:
-            self.forget_index(discard=True)  # corrupt: rebuilt on the next run
+            self.forget_index()  # Index.open rebuilds a corrupt one; never deleted under others
         except (CoachctlError, OSError):
             self.forget_index()
         self._index_failed = True
@@ -377,29 +383,41 @@ class FileStore:
                     "trends": {wf: idx.trend(wf, query["trend"]) for wf in query["workflows"]},
                     "bad": idx.bad_files(),
                 }
-            except sqlite3.DatabaseError as exc:
-                self.forget_index(discard=not isinstance(exc, sqlite3.OperationalError))
+            except sqlite3.DatabaseError:
+                self.forget_index()
         from coachctl.store.files.full import FullScan
 
         return FullScan(self).metrics(query)
 
-    def workflow_ids(self) -> list[str]:
+    def _ask_index(self, question: Callable[[Index], _T]) -> _T | None:
+        """`question(index)`, or None when the index cannot answer (callers recompute)."""
+        import sqlite3
+
         idx = self.index()
-        if idx is not None:
-            return idx.workflow_ids()
+        if idx is None:
+            return None
+        try:
+            return question(idx)
+        except sqlite3.DatabaseError:
+            self.forget_index()
+            return None
+
+    def workflow_ids(self) -> list[str]:
+        found = self._ask_index(lambda idx: idx.workflow_ids())
+        if found is not None:
+            return found
         from coachctl.store.files.full import FullScan
 
         return FullScan(self).workflow_ids()
 
     def latest_session(self, workflow_id: str) -> dict[str, Any] | None:
+        from coachctl.errors import CoachctlError
         from coachctl.store.files.full import FullScan
 
-        idx = self.index()
-        if idx is None:
+        latest = self._ask_index(lambda idx: idx.latest_ids(workflow_id))
+        if latest is None:
             return FullScan(self, workflow_id).latest(workflow_id)
-        from coachctl.errors import CoachctlError
-
-        for sid in idx.latest_ids(workflow_id):
+        for sid in latest:
             try:
                 return self.load_raw(sid)
             except CoachctlError:
