@@ -55,9 +55,14 @@ class Settings:
         self.debug = debug
 
     def store(self) -> Any:
-        from coachctl.engine.stores import file_store, resolve_home
+        """The store, built once per invocation (every command reaches it through here)."""
+        built = self.__dict__.get("_store")
+        if built is None:
+            from coachctl.engine.stores import file_store, resolve_home
 
-        return file_store(resolve_home(self.home_option), self.lock_timeout)
+            built = file_store(resolve_home(self.home_option), self.lock_timeout)
+            self.__dict__["_store"] = built
+        return built
 
 
 def debug_enabled() -> bool:
