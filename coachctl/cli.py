@@ -57,10 +57,15 @@ class Settings:
         self.debug = debug
 
     def store(self) -> Any:
-        from coachctl.engine.home import resolve_home
-        from coachctl.engine.store import Store
+        """The store, built once per invocation (every command reaches it through here)."""
+        built = self.__dict__.get("_store")
+        if built is None:
+            from coachctl.engine.home import resolve_home
+            from coachctl.engine.stores import file_store
 
-        return Store(resolve_home(self.home_option), self.lock_timeout)
+            built = file_store(resolve_home(self.home_option), self.lock_timeout)
+            self.__dict__["_store"] = built
+        return built
 
 
 def _check_lock_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
