@@ -76,6 +76,7 @@ def upgrade(ctx: click.Context, fmt: str) -> None:
     """
     _home, url = _selected(ctx)
     settings = ctx.find_root().obj
+    out: dict[str, Any]
     if url is None:
         out = {"kind": "file", "before": None, "after": None, "changed": False}
         message = "the file store has no schema to upgrade"

@@ -47,7 +47,9 @@ def driver() -> Any:
     try:
         import psycopg2
     except ImportError as exc:
-        raise Unavailable(f"the PostgreSQL driver is missing ({exc}): pip install -e '.[test]'")
+        raise Unavailable(
+            f"the PostgreSQL driver is missing ({exc}): pip install -e '.[test]'"
+        ) from None
     return psycopg2
 
 
@@ -92,7 +94,8 @@ class Cluster:
             )
             if done.returncode == 0:
                 return cls(f"postgresql://postgres@127.0.0.1:{port}/postgres", root)
-            last = (root / "log").read_text(errors="replace")[-300:] if (root / "log").exists() else ""
+            log = root / "log"
+            last = log.read_text(errors="replace")[-300:] if log.exists() else ""
         shutil.rmtree(root, ignore_errors=True)
         raise Unavailable(f"pg_ctl start failed: {last.strip()}")
 

@@ -30,7 +30,10 @@ def status(url: str, lock_timeout: float) -> dict[str, Any]:
             counts: dict[str, int] = {}
             if found >= 1:
                 cur.execute(" UNION ALL ".join(f"SELECT count(*) FROM {t}" for _, t in COUNTED))
-                counts = {name: int(row[0]) for (name, _), row in zip(COUNTED, cur.fetchall())}
+                counts = {
+                    name: int(row[0])
+                    for (name, _), row in zip(COUNTED, cur.fetchall(), strict=True)
+                }
                 cur.execute("SELECT value FROM coachctl_meta WHERE key = 'moved_to'")
                 row = cur.fetchone()
                 moved = row[0] if row else None

@@ -52,7 +52,9 @@ def check(found: int, store: str) -> None:
     want = latest()
     if found < want:
         what = "has no coachctl schema" if found == 0 else f"has schema version {found}"
-        raise UsageError(f"{store} {what}; this coachctl needs {want}: run `coachctl store upgrade`")
+        raise UsageError(
+            f"{store} {what}; this coachctl needs {want}: run `coachctl store upgrade`"
+        )
     if found > want:
         raise UsageError(
             f"{store} has schema version {found}, newer than this coachctl knows ({want}): "
