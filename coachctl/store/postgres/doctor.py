@@ -1,0 +1,60 @@
+"""`doctor` on PostgreSQL: the derived rows (decision rows, counts, summaries) against a
+recomputation from each session's JSON; `--repair` rewrites the ones that differ."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from coachctl.store.base import Finding
+
+if TYPE_CHECKING:
+    from coachctl.store.postgres.store import PostgresStore
+
+
+def _stored_rows(store: PostgresStore, session_id: str) -> list[tuple[Any, ...]]:
+    return [
+        tuple(r)
+        for r in store._all(
+            "SELECT session_id, pos, seq, workflow_id, step_id, suggestion, scope, kind,"
+            " decided_at FROM coachctl_decisions WHERE session_id = %s ORDER BY pos",
+            (session_id,),
+        )
+    ]
+
+
+def check(store: PostgresStore, *, repair: bool = False) -> tuple[list[Finding], int]:
+    from coachctl.store.postgres.txn import session_writes
+
+    findings: list[Finding] = []
+    checked = 0
+    counts = {
+        sid: (a, s)
+        for sid, a, s in store._all("SELECT id, accepted, suggestions FROM coachctl_sessions")
+    }
+    for session in store.iter_sessions():
+        checked += 1
+        sid = str(session["id"])
+        derived = store.derive(session)
+        want = [
+            (r["session_id"], r["pos"], r["seq"], r["workflow_id"], r["step_id"],
+             r["suggestion"], r["scope"], r["kind"], r["decided_at"])
+            for r in sorted(derived["rows"], key=lambda r: r["pos"])
+        ]  # fmt: skip
+        same = _stored_rows(store, sid) == want and counts.get(sid) == (
+            derived["accepted"],
+            derived["suggestions"],
+        )
+        if same:
+            continue
+        findings.append(
+            Finding("index", f"session {sid}: decision rows differ from its record", True, sid)
+        )
+        if repair:
+            store.check_writable()
+            with store._errors(), store.conn().cursor() as cur:
+                sql = session_writes(cur, session, derived, insert=False)
+                cur.execute(b";".join([b"BEGIN", *sql, b"COMMIT"]))
+            findings.append(
+                Finding("repaired", f"session {sid}: decision rows rebuilt", False, sid)
+            )
+    return findings, checked
