@@ -246,3 +246,40 @@ def test_next_seq_stays_above_imported_sequences(stores: Any) -> None:
     store.create(new_session("s1"), [])
     with store.transaction("s1") as txn:
         assert txn.next_seq() > 5000
+
+
+def test_a_follower_reading_past_its_cursor_never_skips_a_late_commit(stores: Any) -> None:
+    """Eight writers append events at once while a follower reads `id > last` in a loop:
+    appends are serialised to commit order, so the follower sees every event."""
+    writers = [stores() for _ in range(8)]
+    follower = stores()
+    writers[0].create(new_session("s1"), [])
+    seen: list[int] = []
+    done = threading.Event()
+    start = follower.events_end()
+
+    def follow() -> None:
+        cursor = start
+        while True:
+            finished = done.is_set()
+            for event, cursor in follower.read_events(cursor):
+                seen.append(event["n"])
+            if finished:
+                return
+            follower.wait_events(cursor, 0.05)
+
+    def write(i: int) -> None:
+        for j in range(25):
+            writers[i].append_events([{"event": "note", "n": i * 100 + j}])
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    done.set()
+    reader.join(60)
+    assert sorted(seen) == sorted(i * 100 + j for i in range(8) for j in range(25))
+    assert len(seen) == len(set(seen))
