@@ -262,8 +262,9 @@ def test_a_follower_reading_past_its_cursor_never_skips_a_late_commit(stores: An
         cursor = start
         while True:
             finished = done.is_set()
-            for event, cursor in follower.read_events(cursor):
+            for event, after in list(follower.read_events(cursor)):
                 seen.append(event["n"])
+                cursor = after
             if finished:
                 return
             follower.wait_events(cursor, 0.05)
