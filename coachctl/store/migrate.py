@@ -24,7 +24,7 @@ Progress = Callable[[str, int, "int | None"], None]
 
 def is_empty(store: Store) -> bool:
     """No session, no event, no pack, no hand choice."""
-    if store.list_sessions():
+    if store.list_sessions()[0]:
         return False
     if store.pack_ids():
         return False
@@ -39,7 +39,7 @@ def copy(source: Store, target: Store, progress: Progress | None = None) -> dict
         raise UsageError(f"{target.describe()} is not empty: migrate only into an empty store")
     note = progress or (lambda what, done, total: None)
     counts = {"sessions": 0, "events": 0, "packs": 0, "hand_choices": 0}
-    total = len(source.list_sessions())
+    total = len(source.list_sessions()[0])
     for session in source.iter_sessions():
         target.create(session, [])
         counts["sessions"] += 1

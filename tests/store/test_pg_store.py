@@ -94,7 +94,7 @@ def test_create_load_resolve(stores: Any) -> None:
         store.resolve("../etc")
     with pytest.raises(ConflictError, match="already exists"):
         store.create(new_session("0000abcd-x1y2"), [])
-    summary = store.list_sessions("wf")[0]
+    summary = store.list_sessions("wf")[0][0]
     assert (summary["session_id"], summary["step"], summary["total"]) == ("0000abcd-x1y2", "a", 2)
 
 

@@ -33,8 +33,11 @@ from coachctl.store.postgres import connect as pgc
 from coachctl.store.postgres import schema
 from coachctl.store.postgres.txn import (
     NOTIFY_CHANNEL,
+    PACK_LOCK,
+    PACK_QUERY,
     PgHandTxn,
     PgSessionTxn,
+    current_pack,
     event_writes,
     pack_write,
     session_writes,
@@ -131,7 +134,10 @@ class PostgresStore:
 
     # -- sessions ----------------------------------------------------------------------
 
-    def list_sessions(self, workflow_id: str | None = None) -> list[SessionSummary]:
+    def list_sessions(
+        self, workflow_id: str | None = None
+    ) -> tuple[list[SessionSummary], list[BadFile]]:
+        """Summaries are kept in each row (written with the session): one query."""
         if workflow_id is None:
             rows = self._all("SELECT summary FROM coachctl_sessions ORDER BY id")
         else:
@@ -139,7 +145,7 @@ class PostgresStore:
                 "SELECT summary FROM coachctl_sessions WHERE workflow_id = %s ORDER BY id",
                 (workflow_id,),
             )
-        return [r[0] for r in rows]
+        return [r[0] for r in rows], []
 
     def resolve(self, ref: str) -> str:
         check_id(ref, "session reference")
@@ -160,7 +166,7 @@ class PostgresStore:
         body: dict[str, Any] = row[0]
         return body
 
-    def create(self, session: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> None:
+    def create(self, session: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
         self.check_writable()
         derived = self.derive(session)
         with self._errors(), self.conn().cursor() as cur:
@@ -175,6 +181,7 @@ class PostgresStore:
             except BaseException:
                 self.rollback()
                 raise
+        return []
 
     @contextlib.contextmanager
     def transaction(self, session_id: str) -> Iterator[PgSessionTxn]:
@@ -191,13 +198,16 @@ class PostgresStore:
             txn.rollback()
             raise
 
-    def iter_sessions(self, workflow_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_sessions(
+        self, workflow_id: str | None = None, *, teaching: bool = False
+    ) -> Iterator[dict[str, Any]]:
         last = ""
         while True:
             rows = self._all(
                 "SELECT id, body FROM coachctl_sessions WHERE id > %s"
-                " AND (%s::text IS NULL OR workflow_id = %s) ORDER BY id LIMIT %s",
-                (last, workflow_id, workflow_id, BATCH),
+                " AND (%s::text IS NULL OR workflow_id = %s) AND (NOT %s OR folds > 0)"
+                " ORDER BY id LIMIT %s",
+                (last, workflow_id, workflow_id, teaching, BATCH),
             )
             for sid, body in rows:
                 yield body
@@ -327,13 +337,28 @@ class PostgresStore:
     # -- packs and hand choices ----------------------------------------------------------
 
     def pack(self, workflow_id: str) -> dict[str, Any] | None:
-        row = self._one("SELECT body FROM coachctl_packs WHERE workflow_id = %s", (workflow_id,))
-        return row[0] if row and isinstance(row[0], dict) else None
+        body, want = self._one(PACK_QUERY, (workflow_id, workflow_id))
+        return current_pack(body, want)
 
     def put_pack(self, workflow_id: str, pack: Mapping[str, Any]) -> None:
+        """A rebuild, written under the workflow's pack lock; one that raced a teaching
+        decision is seen as stale by the next reader and rebuilt again."""
         self.check_writable()
         with self._errors(), self.conn().cursor() as cur:
-            cur.execute(pack_write(cur, workflow_id, pack))
+            try:
+                cur.execute(
+                    b";".join(
+                        [
+                            b"BEGIN",
+                            cur.mogrify(PACK_LOCK, (workflow_id,)),
+                            pack_write(cur, workflow_id, pack),
+                            b"COMMIT",
+                        ]
+                    )
+                )
+            except BaseException:
+                self.rollback()
+                raise
 
     def pack_ids(self) -> list[str]:
         rows = self._all(

@@ -28,10 +28,33 @@ NOTIFY_CHANNEL = "coachctl_events"
 _LOCK_AND_LOAD = (
     "BEGIN; SELECT s.body, nextval('coachctl_decision_seq'),"
     " (SELECT coalesce(json_agg(json_build_array(l.step_id, l.scope, l.level)), '[]')"
-    "  FROM coachctl_levels l WHERE l.workflow_id = s.workflow_id),"
-    " (SELECT p.body FROM coachctl_packs p WHERE p.workflow_id = s.workflow_id)"
+    "  FROM coachctl_levels l WHERE l.workflow_id = s.workflow_id)"
     " FROM coachctl_sessions s WHERE s.id = %s FOR UPDATE OF s"
 )
+#: A workflow's pack is read and written under a transaction-level advisory lock: two
+#: sessions of one workflow that both teach it never lose each other's fold.
+PACK_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('coachctl pack ' || %s, 0))"
+#: The stored pack with what it must have folded: {session id: folds} of teaching sessions.
+PACK_QUERY = (
+    "SELECT (SELECT body FROM coachctl_packs WHERE workflow_id = %s),"
+    " (SELECT coalesce(json_object_agg(id, folds), '{}') FROM coachctl_sessions"
+    "  WHERE workflow_id = %s AND folds > 0)"
+)
+
+
+def current_pack(body: Any, want: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pack when it is well-formed and has folded exactly what the sessions hold;
+    None when missing, damaged or stale (the engine then rebuilds it)."""
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("steps"), dict)
+        or not isinstance(body.get("folded"), dict)
+        or not isinstance(body.get("version"), int)
+    ):
+        return None
+    if {str(k): v for k, v in body["folded"].items()} != dict(want):
+        return None
+    return body
 
 
 def dumps(obj: Any) -> str:
@@ -45,7 +68,7 @@ def session_writes(
     sid = str(session["id"])
     body = dumps(session)
     summ = dumps(summary(session, derived["accepted"], derived["suggestions"]))
-    values = (
+    values: tuple[Any, ...] = (
         sid,
         str(session["workflow_id"]),
         str(session.get("status")),
@@ -54,6 +77,7 @@ def session_writes(
         str(session.get("updated_at") or ""),
         derived["accepted"],
         derived["suggestions"],
+        int(derived.get("folds", 0)),
         body,
         summ,
     )
@@ -61,8 +85,8 @@ def session_writes(
         sql = [
             cur.mogrify(
                 "INSERT INTO coachctl_sessions (id, workflow_id, status, mode, created_at,"
-                " updated_at, accepted, suggestions, body, summary)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+                " updated_at, accepted, suggestions, folds, body, summary)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
                 values,
             )
         ]
@@ -71,7 +95,7 @@ def session_writes(
             cur.mogrify(
                 "UPDATE coachctl_sessions SET workflow_id = %s, status = %s, mode = %s,"
                 " created_at = %s, updated_at = %s, accepted = %s, suggestions = %s,"
-                " body = %s::jsonb, summary = %s::jsonb WHERE id = %s",
+                " folds = %s, body = %s::jsonb, summary = %s::jsonb WHERE id = %s",
                 (*values[1:], sid),
             ),
             cur.mogrify("DELETE FROM coachctl_decisions WHERE session_id = %s", (sid,)),
@@ -157,7 +181,7 @@ class PgSessionTxn:
         row = self.cur.fetchone()
         if row is None:
             raise SessionNotFound(f"unknown session: {self.session_id} in {self.store.describe()}")
-        body, seq, levels, pack = row
+        body, seq, levels = row
         if not isinstance(body, dict):
             raise StateError(
                 f"unreadable session {self.session_id} in {self.store.describe()}: not an object"
@@ -168,7 +192,6 @@ class PgSessionTxn:
         self._levels_of.add(wf)
         for step_id, scope, level in levels:
             self._levels.setdefault((wf, scope), {})[step_id] = level
-        self._packs[wf] = pack if isinstance(pack, dict) else None
 
     # -- what the engine calls -------------------------------------------------------
 
@@ -219,10 +242,17 @@ class PgSessionTxn:
     def pack(self, workflow_id: str) -> dict[str, Any] | None:
         if workflow_id not in self._packs:
             self.cur.execute(
-                "SELECT body FROM coachctl_packs WHERE workflow_id = %s", (workflow_id,)
+                b";".join(
+                    [
+                        *self.pending,
+                        self.cur.mogrify(PACK_LOCK, (workflow_id,)),
+                        self.cur.mogrify(PACK_QUERY, (workflow_id, workflow_id)),
+                    ]
+                )
             )
-            row = self.cur.fetchone()
-            self._packs[workflow_id] = row[0] if row and isinstance(row[0], dict) else None
+            self.pending = []
+            body, want = self.cur.fetchone()
+            self._packs[workflow_id] = current_pack(body, want)
         found = self._packs[workflow_id]
         return json.loads(json.dumps(found)) if found is not None else None
 
@@ -265,16 +295,25 @@ class PgHandTxn:
         self.choices: dict[str, Any] = {}
         self.pending: list[bytes] = []
         self.events: list[Mapping[str, Any]] = []
+        self._pack: dict[str, Any] | None = None
 
     def begin(self) -> None:
-        # Make sure a row exists to lock, then lock it: two first adopts serialise too.
+        # The pack lock first (the same order as a session that teaches), then the record.
         self.cur.execute(
-            "BEGIN; INSERT INTO coachctl_hand_choices (workflow_id, body) VALUES (%s, 'null')"
-            " ON CONFLICT DO NOTHING;"
-            " SELECT body FROM coachctl_hand_choices WHERE workflow_id = %s FOR UPDATE",
-            (self.workflow_id, self.workflow_id),
+            b";".join(
+                [
+                    b"BEGIN",
+                    self.cur.mogrify(PACK_LOCK, (self.workflow_id,)),
+                    self.cur.mogrify(
+                        "SELECT (SELECT body FROM coachctl_hand_choices WHERE workflow_id = %s),"
+                        " q.* FROM (" + PACK_QUERY + ") q",
+                        (self.workflow_id, self.workflow_id, self.workflow_id),
+                    ),
+                ]
+            )
         )
-        body = self.cur.fetchone()[0]
+        body, pack, want = self.cur.fetchone()
+        self._pack = current_pack(pack, want)
         if body is not None and not isinstance(body, dict):
             raise StateError(
                 f"damaged hand choices of {self.workflow_id} in {self.store.describe()}"
@@ -283,12 +322,20 @@ class PgHandTxn:
 
     def put(self, choices: Mapping[str, Any]) -> None:
         self.choices = dict(choices)
-        self.pending = [
+        self.pending.append(
             self.cur.mogrify(
-                "UPDATE coachctl_hand_choices SET body = %s::jsonb WHERE workflow_id = %s",
-                (dumps(choices), self.workflow_id),
+                "INSERT INTO coachctl_hand_choices (workflow_id, body) VALUES (%s, %s::jsonb)"
+                " ON CONFLICT (workflow_id) DO UPDATE SET body = excluded.body",
+                (self.workflow_id, dumps(choices)),
             )
-        ]
+        )
+
+    def pack(self) -> dict[str, Any] | None:
+        return json.loads(json.dumps(self._pack)) if self._pack is not None else None
+
+    def put_pack(self, pack: Mapping[str, Any]) -> None:
+        self._pack = dict(pack)
+        self.pending.append(pack_write(self.cur, self.workflow_id, pack))
 
     def append_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         self.events.extend(events)

@@ -22,6 +22,7 @@ CREATE TABLE coachctl_sessions (
     updated_at  text NOT NULL DEFAULT '',
     accepted    integer NOT NULL DEFAULT 0,
     suggestions integer NOT NULL DEFAULT 0,
+    folds       integer NOT NULL DEFAULT 0,  -- decisions its workflow's pack must have folded
     body        jsonb NOT NULL,
     summary     jsonb NOT NULL
 );
@@ -56,7 +57,8 @@ CREATE TABLE coachctl_levels (
     PRIMARY KEY (workflow_id, step_id, scope)
 );
 
--- Derived correction packs (rebuilt from sessions when missing) ...
+-- Derived correction packs (rebuilt from sessions when missing or stale: a pack whose
+-- `folded` record differs from the sessions' `folds`) ...
 CREATE TABLE coachctl_packs (
     workflow_id text PRIMARY KEY,
     body        jsonb NOT NULL
