@@ -57,15 +57,16 @@ def copy(source: Store, target: Store, progress: Progress | None = None) -> dict
         counts["events"] += len(batch)
         note("events", counts["events"], None)
     for workflow_id in source.pack_ids():
-        pack = source.pack(workflow_id)
-        if pack is not None:
-            target.put_pack(workflow_id, pack)
-            counts["packs"] += 1
+        # Hand choices first: a store may record which choices a pack was built on.
         choices = source.hand_choices(workflow_id)
         if choices:
             with target.hand_transaction(workflow_id) as txn:
                 txn.put(choices)
             counts["hand_choices"] += 1
+        pack = source.pack(workflow_id)
+        if pack is not None:
+            target.put_pack(workflow_id, pack)
+            counts["packs"] += 1
         note("packs", counts["packs"], None)
     return counts
 
