@@ -63,9 +63,9 @@ class Settings:
         self.store_option = store_option
 
     def store(self) -> Any:
-        from coachctl.engine.store import Store, resolve_home
+        from coachctl.engine.stores import file_store, resolve_home
 
-        return Store(resolve_home(self.home_option), self.lock_timeout)
+        return file_store(resolve_home(self.home_option), self.lock_timeout)
 
 
 def debug_enabled() -> bool:

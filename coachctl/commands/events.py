@@ -62,14 +62,16 @@ def events(
         since=ev.parse_since(since) if since is not None else None,
     )
     try:
-        found, offset = store.read_events(0)
-        for e in flt.apply(found):
-            click.echo(render(e, fmt))
+        cursor = ""
+        for e, after in store.read_events(""):
+            cursor = after
+            if flt.matches(e):
+                click.echo(render(e, fmt))
         if not follow:
             return
-        for batch in ev.follow(store, offset):
-            for e in flt.apply(batch):
-                click.echo(render(e, fmt))
+        for batch in ev.follow(store, cursor):
+            for new in flt.apply(batch):
+                click.echo(render(new, fmt))
     except KeyboardInterrupt:
         return
 

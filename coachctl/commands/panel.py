@@ -18,7 +18,7 @@ import click
 
 if TYPE_CHECKING:
     from coachctl.engine.session import Session
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 KEYS = {"a": "accept", "r": "reject", "c": "correct", "m": "manual", "s": "skip"}
 HELP = [

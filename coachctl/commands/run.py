@@ -19,7 +19,7 @@ from coachctl.commands._output import output_options, to_json
 if TYPE_CHECKING:
     from coachctl.engine.actions import Plan
     from coachctl.engine.session import Session
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 
 @click.command()

@@ -175,7 +175,7 @@ class Session:
         return session
 
     def to_dict(self) -> dict[str, Any]:
-        from coachctl.engine.store import SCHEMA_VERSION
+        from coachctl.store.base import SCHEMA_VERSION
 
         out: dict[str, Any] = dict(self.extra)
         out.update({k: getattr(self, k) for k in self._FIELDS})

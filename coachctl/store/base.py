@@ -23,6 +23,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
+#: The newest session record layout this coachctl reads and writes (both stores).
+SCHEMA_VERSION = 1
+
 #: Which store answered; the JSON `source` of metrics never depends on it.
 STORE_KINDS = ("file", "postgres")
 
@@ -75,11 +78,17 @@ class DecisionRow(TypedDict):
 
 
 class Derived(TypedDict):
-    """What a session contributes to derived state (the engine's `Derive(session)`)."""
+    """What a session contributes to derived state (the engine's `Derive(session)`).
+
+    `folds` is how many of its decisions the workflow's correction pack has folded in once
+    it is up to date (0 when the session teaches nothing): a store compares it with a pack's
+    `folded` record to tell a stale pack from a current one without engine rules.
+    """
 
     rows: list[DecisionRow]
     accepted: int
     suggestions: int
+    folds: int
 
 
 #: The engine's pure function from a session dict to its rows. A store that keeps derived
@@ -187,8 +196,9 @@ class SessionTxn(Protocol):
         says (a clock a day behind must not put a decision before older ones)."""
         ...
 
-    def save(self, session: Mapping[str, Any], rows: Sequence[DecisionRow]) -> None:
-        """Stage the whole session and *all* its counted decision rows (replacing the old)."""
+    def save(self, session: Mapping[str, Any], derived: Derived) -> None:
+        """Stage the whole session and what the engine derived from it: *all* its counted
+        decision rows (replacing the old ones) and its counts."""
         ...
 
     def windows(self, keys: Sequence[WindowKey]) -> dict[WindowKey, list[str]]:
@@ -226,7 +236,15 @@ class HandTxn(Protocol):
 
     choices: dict[str, Any]  # the current record ({} when none was ever made)
 
-    def put(self, choices: Mapping[str, Any]) -> None: ...
+    def put(self, choices: Mapping[str, Any]) -> None:
+        """Stage the new record (written first: it is the commit point)."""
+        ...
+
+    def pack(self) -> dict[str, Any] | None:
+        """The workflow's derived pack (as `Store.pack`), to update along with the choice."""
+        ...
+
+    def put_pack(self, pack: Mapping[str, Any]) -> None: ...
 
     def append_events(self, events: Sequence[Mapping[str, Any]]) -> None: ...
 
@@ -245,8 +263,11 @@ class Store(Protocol):
 
     # -- sessions ----------------------------------------------------------------------
 
-    def list_sessions(self, workflow_id: str | None = None) -> list[SessionSummary]:
-        """Readable sessions (of one workflow), oldest first (id order = start order)."""
+    def list_sessions(
+        self, workflow_id: str | None = None
+    ) -> tuple[list[SessionSummary], list[BadFile]]:
+        """Readable sessions (of one workflow), oldest first (id order = start order), and
+        the records that could not be read."""
         ...
 
     def resolve(self, ref: str) -> str:
@@ -259,9 +280,9 @@ class Store(Protocol):
         """One session, unlocked (readers never see a half-written one)."""
         ...
 
-    def create(self, session: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> None:
+    def create(self, session: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
         """Store a new session (no decisions yet) and its events; ConflictError if the id
-        exists."""
+        exists. Returns warnings as `SessionTxn.warnings` does."""
         ...
 
     def transaction(self, session_id: str) -> AbstractContextManager[SessionTxn]:
@@ -269,9 +290,12 @@ class Store(Protocol):
         Not held while a step's command runs (see `lease`)."""
         ...
 
-    def iter_sessions(self, workflow_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_sessions(
+        self, workflow_id: str | None = None, *, teaching: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Every readable session (of one workflow), oldest first: for rebuilds of derived
-        state, doctor and migrate. Unreadable ones are left out (see `bad_sessions`)."""
+        state, doctor and migrate. Unreadable ones are left out (see `bad_sessions`).
+        `teaching`: only those whose derived `folds` > 0 (what a pack rebuild replays)."""
         ...
 
     def bad_sessions(self) -> list[BadFile]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from coachctl.engine.events import EventFilter, parse_since, parse_time
-from coachctl.engine.store import Store
+from coachctl.engine.stores import file_store
 from coachctl.errors import UsageError
 from tests.conftest import Cli, coachctl_cmd, write_workflow
 
@@ -113,7 +113,7 @@ def test_since_filters_by_time(cli: Cli, home: Path, two_sessions: tuple[str, st
             "coachctl: invalid --since: 'yesterday' (expected an ISO-8601 time like "
             "2024-05-01T12:00:00Z, or an age like 15m, 2h, 7d)",
         ),
-        (["--session", "zzzzzz"], "coachctl: unknown session: zzzzzz"),
+        (["--session", "zzzzzz"], "coachctl: unknown session: zzzzzz in file store {sessions}"),
         (
             ["--session", "../etc"],
             "coachctl: invalid session reference: '../etc' "
@@ -124,7 +124,7 @@ def test_since_filters_by_time(cli: Cli, home: Path, two_sessions: tuple[str, st
 def test_bad_input_is_one_line_exit_2(cli: Cli, home: Path, args: list[str], message: str) -> None:
     result = cli("events", *args)
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [message]
+    assert result.stderr.splitlines() == [message.format(sessions=home / "sessions")]
     assert result.stdout == ""
 
 
@@ -254,9 +254,9 @@ def test_follow_applies_filters_to_new_events(cli: Cli, home: Path) -> None:
 def test_follow_rereads_a_log_that_shrank(tmp_path: Path) -> None:
     from coachctl.engine import events as ev
 
-    store = Store(tmp_path / "home")
+    store = file_store(tmp_path / "home")
     store.append_events([{"event": "a", "n": i} for i in range(3)])
-    _, offset = store.read_events(0)
+    *_, (_, cursor) = store.read_events("")
     store.events_path.write_bytes(b'{"event":"rewritten"}\n')
-    gen = ev.follow(store, offset, interval=0, sleep=lambda _: None)
+    gen = ev.follow(store, cursor, interval=0)
     assert next(gen) == [{"event": "rewritten"}]
