@@ -63,9 +63,11 @@ class Settings:
         self.store_option = store_option
 
     def store(self) -> Any:
-        from coachctl.engine.stores import file_store, resolve_home
+        from coachctl.engine.stores import open_store, resolve_home
+        from coachctl.store.selection import store_url
 
-        return file_store(resolve_home(self.home_option), self.lock_timeout)
+        home = resolve_home(self.home_option)
+        return open_store(store_url(self.store_option, home), home, self.lock_timeout)
 
 
 def debug_enabled() -> bool:

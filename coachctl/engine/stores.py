@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from coachctl.store.base import Store
     from coachctl.store.files.store import FileStore
+    from coachctl.store.postgres.store import PostgresStore
 
 
 def resolve_home(option: str | None) -> Path:
@@ -23,3 +25,25 @@ def file_store(home: Path, lock_timeout: float = 10.0, *, use_index: bool = True
     from coachctl.store.files.store import FileStore
 
     return FileStore(home, lock_timeout, derive=checked_derive, use_index=use_index)
+
+
+def postgres_store(url: str, home: Path, lock_timeout: float = 10.0) -> PostgresStore:
+    """A PostgreSQL database as the store (CONTRACT §7); its driver is imported only now."""
+    from coachctl.engine.records import checked_derive
+    from coachctl.store.postgres.store import PostgresStore
+
+    return PostgresStore(url, home, lock_timeout, derive=checked_derive)
+
+
+def open_store(
+    url: str | None, home: Path, lock_timeout: float = 10.0, *, upgrade: bool = False
+) -> Store:
+    """The store `store_url` chose: PostgreSQL for a URL, else the home's sessions/.
+    `upgrade`: first create the schema of a database that has none (`store migrate`)."""
+    if url is None:
+        return file_store(home, lock_timeout)
+    if upgrade:
+        from coachctl.store.postgres.admin import upgrade as pg_upgrade
+
+        pg_upgrade(url, lock_timeout)
+    return postgres_store(url, home, lock_timeout)
