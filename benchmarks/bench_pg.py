@@ -103,9 +103,13 @@ def seed(url: str, sessions: int) -> float:
             "  'rejected' END"
             " FROM generate_series(1, %(n)s) g, generate_series(0, 9) p;"
             " SELECT setval('coachctl_decision_seq', %(n)s * 10 + 10);"
-            " COMMIT; ANALYZE;",
+            " INSERT INTO coachctl_workflows VALUES ('bench', %(n)s) ON CONFLICT (workflow_id)"
+            "  DO UPDATE SET sessions = coachctl_workflows.sessions + %(n)s;"
+            " COMMIT;",
             {"n": sessions},
         )
+        # What autovacuum does to a database that lives: index-only scans can count.
+        cur.execute("VACUUM ANALYZE")
     conn.close()
     return time.perf_counter() - began
 

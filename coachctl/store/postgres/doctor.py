@@ -57,4 +57,29 @@ def check(store: PostgresStore, *, repair: bool = False) -> tuple[list[Finding],
             findings.append(
                 Finding("repaired", f"session {sid}: decision rows rebuilt", False, sid)
             )
+    findings += _workflow_counts(store, repair)
     return findings, checked
+
+
+def _workflow_counts(store: PostgresStore, repair: bool) -> list[Finding]:
+    """`coachctl_workflows` (the session count per workflow) against a count of the rows."""
+    rows = store._all(
+        "SELECT coalesce(c.workflow_id, w.workflow_id), coalesce(c.n, 0), w.sessions"
+        " FROM (SELECT workflow_id, count(*) AS n FROM coachctl_sessions GROUP BY 1) c"
+        " FULL JOIN coachctl_workflows w ON w.workflow_id = c.workflow_id"
+        " WHERE coalesce(c.n, 0) IS DISTINCT FROM w.sessions"
+    )
+    found = [
+        Finding("index", f"workflow {wf}: {kept} sessions counted, {n} stored", True)
+        for wf, n, kept in rows
+    ]
+    if rows and repair:
+        store.check_writable()
+        store._all(
+            "INSERT INTO coachctl_workflows (workflow_id, sessions)"
+            " SELECT workflow_id, count(*) FROM coachctl_sessions GROUP BY 1"
+            " ON CONFLICT (workflow_id) DO UPDATE SET sessions = excluded.sessions"
+            " RETURNING workflow_id"
+        )
+        found.append(Finding("repaired", "session counts per workflow recounted", False))
+    return found

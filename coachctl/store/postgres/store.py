@@ -268,7 +268,7 @@ class PostgresStore:
             return answer(query, cur.fetchone()[0])
 
     def workflow_ids(self) -> list[str]:
-        rows = self._all("SELECT DISTINCT workflow_id FROM coachctl_sessions ORDER BY 1")
+        rows = self._all("SELECT workflow_id FROM coachctl_workflows WHERE sessions > 0 ORDER BY 1")
         return [r[0] for r in rows]
 
     def latest_session(self, workflow_id: str) -> dict[str, Any] | None:

@@ -84,11 +84,17 @@ def session_writes(
     if insert:
         sql = [
             cur.mogrify(
+                "INSERT INTO coachctl_workflows (workflow_id, sessions) VALUES (%s, 1)"
+                " ON CONFLICT (workflow_id) DO UPDATE"
+                " SET sessions = coachctl_workflows.sessions + 1",
+                (str(session["workflow_id"]),),
+            ),
+            cur.mogrify(
                 "INSERT INTO coachctl_sessions (id, workflow_id, status, mode, created_at,"
                 " updated_at, accepted, suggestions, folds, body, summary)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
                 values,
-            )
+            ),
         ]
     else:
         sql = [

@@ -27,6 +27,17 @@ CREATE TABLE coachctl_sessions (
     summary     jsonb NOT NULL
 );
 CREATE INDEX coachctl_sessions_workflow ON coachctl_sessions (workflow_id, id);
+-- The sessions that teach a workflow's correction pack (few): its staleness check and rebuild.
+CREATE INDEX coachctl_sessions_teaching ON coachctl_sessions (workflow_id, id, folds)
+    WHERE folds > 0;
+
+-- Every workflow some session belongs to, with its session count (kept by the insert of a
+-- session, in the same transaction; sessions are never deleted): `stats` reads a count
+-- per workflow here instead of counting 100,000 rows.
+CREATE TABLE coachctl_workflows (
+    workflow_id text PRIMARY KEY,
+    sessions    bigint NOT NULL DEFAULT 0
+);
 
 -- One row per counted decision (what the metrics read); `seq` is its order of record.
 CREATE TABLE coachctl_decisions (
