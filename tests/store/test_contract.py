@@ -215,3 +215,36 @@ def test_four_racing_one_step_run_its_command_once(
     assert sorted(rc for rc, _ in results) == [0, 3, 3, 3], results
     assert marker.read_text() == "x\n"
     assert [d["step_id"] for d in show(cli, sid)["decisions"]] == ["slow"]
+
+
+def test_doctor_finds_nothing_wrong_after_a_history(cli: Cli, store: StoreUnderTest) -> None:
+    for _ in range(3):
+        sid = cli.start("hello")
+        assert cli("decide", sid, "correct", "--correction", "echo hi").exit_code == 0
+        assert cli("decide", sid, "reject").exit_code == 0
+    res = cli("doctor")
+    assert res.exit_code == 0, (res.stdout, res.stderr)
+
+
+def test_doctor_on_postgres_finds_and_repairs_damaged_derived_rows(
+    cli: Cli, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg2
+
+    monkeypatch.setenv("COACHCTL_STORE", pg_url)
+    sid = cli.start("hello")
+    assert cli("decide", sid, "accept", "--no-exec").exit_code == 0
+    before = cli("stats", "--format", "json").stdout
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM coachctl_decisions")
+        cur.execute("UPDATE coachctl_workflows SET sessions = 7")
+    assert cli("stats", "--format", "json").stdout != before
+    found = cli("doctor")
+    assert found.exit_code == 1
+    assert f"session {sid}: decision rows differ" in found.stdout + found.stderr
+    assert "its session count says 7, 1 are stored" in found.stdout + found.stderr
+    repaired = cli("doctor", "--repair")
+    assert repaired.exit_code == 0, repaired.stdout
+    assert "rebuilt" in repaired.stdout
+    assert cli("doctor").exit_code == 0
+    assert cli("stats", "--format", "json").stdout == before

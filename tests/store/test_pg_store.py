@@ -284,3 +284,25 @@ def test_a_follower_reading_past_its_cursor_never_skips_a_late_commit(stores: An
     reader.join(60)
     assert sorted(seen) == sorted(i * 100 + j for i in range(8) for j in range(25))
     assert len(seen) == len(set(seen))
+
+
+def test_a_follower_whose_connection_is_cut_reconnects_from_its_cursor(
+    stores: Any, pg_url: str
+) -> None:
+    import psycopg2
+
+    store, follower = stores(), stores()
+    store.create(new_session("s1"), [])
+    cursor = follower.events_end()
+    follower.wait_events(cursor, 0.01)  # LISTENing now
+    pid = follower.conn().get_backend_pid()
+    with psycopg2.connect(pg_url) as admin, admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    decide(store, "s1", "accepted")
+    deadline = time.monotonic() + 5
+    seen: list[str] = []
+    while not seen and time.monotonic() < deadline:
+        follower.wait_events(cursor, 0.5)  # notices the cut, reopens
+        seen = [e["event"] for e, _ in follower.read_events(cursor)]
+    assert seen == ["decision"]
+    assert follower.conn().get_backend_pid() != pid

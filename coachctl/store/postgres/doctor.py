@@ -46,17 +46,15 @@ def check(store: PostgresStore, *, repair: bool = False) -> tuple[list[Finding],
         )
         if same:
             continue
-        findings.append(
-            Finding("index", f"session {sid}: decision rows differ from its record", True, sid)
-        )
-        if repair:
+        message = f"session {sid}: decision rows differ from its record"
+        if not repair:
+            findings.append(Finding("index", message, True, sid))
+        else:
             store.check_writable()
             with store._errors(), store.conn().cursor() as cur:
                 sql = session_writes(cur, session, derived, insert=False)
                 cur.execute(b";".join([b"BEGIN", *sql, b"COMMIT"]))
-            findings.append(
-                Finding("repaired", f"session {sid}: decision rows rebuilt", False, sid)
-            )
+            findings.append(Finding("repaired", f"{message}: rebuilt", False, sid))
     findings += _workflow_counts(store, repair)
     return findings, checked
 
@@ -70,7 +68,9 @@ def _workflow_counts(store: PostgresStore, repair: bool) -> list[Finding]:
         " WHERE coalesce(c.n, 0) IS DISTINCT FROM w.sessions"
     )
     found = [
-        Finding("index", f"workflow {wf}: {kept} sessions counted, {n} stored", True)
+        Finding(
+            "index", f"workflow {wf}: its session count says {kept}, {n} are stored", not repair
+        )
         for wf, n, kept in rows
     ]
     if rows and repair:
