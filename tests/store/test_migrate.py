@@ -96,3 +96,29 @@ def test_a_non_empty_target_is_refused_and_nothing_is_marked(
     assert res.exit_code == 2
     assert "is not empty" in res.stderr and res.stderr.count("\n") == 1
     assert cli("decide", sid, "skip").exit_code == 0  # the source was not marked
+
+
+def test_migrate_shows_a_progress_bar_on_a_terminal(cli: Cli, pg_empty: str) -> None:
+    import os
+    import sys
+
+    import pexpect
+
+    for _ in range(3):
+        cli.start("hello")
+    env = {k: v for k, v in os.environ.items() if k != "COACHCTL_STORE"}
+    env["TERM"] = "xterm"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "coachctl", "--home", str(cli.home), "store", "migrate", "--to", pg_empty],
+        env=env,
+        timeout=30,
+        encoding="utf-8",
+        dimensions=(24, 100),
+    )
+    child.expect_exact("sessions")
+    child.expect_exact("100%")
+    child.expect_exact("copied 3 sessions")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
