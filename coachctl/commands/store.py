@@ -124,7 +124,7 @@ def migrate(ctx: click.Context, target: str, fmt: str) -> None:
     settings = ctx.find_root().obj
     source = settings.store()
     if is_url(target):
-        dest = open_store(target, source.home, settings.lock_timeout, upgrade=True)
+        dest = open_store(target, source.home, settings.lock_timeout, create=True)
     else:
         dest_home = Path(target).expanduser().absolute()
         if dest_home.exists() and not dest_home.is_dir():

@@ -36,14 +36,14 @@ def postgres_store(url: str, home: Path, lock_timeout: float = 10.0) -> Postgres
 
 
 def open_store(
-    url: str | None, home: Path, lock_timeout: float = 10.0, *, upgrade: bool = False
+    url: str | None, home: Path, lock_timeout: float = 10.0, *, create: bool = False
 ) -> Store:
     """The store `store_url` chose: PostgreSQL for a URL, else the home's sessions/.
-    `upgrade`: first create the schema of a database that has none (`store migrate`)."""
+    `create`: first create the schema of a database that has none (`store migrate`)."""
     if url is None:
         return file_store(home, lock_timeout)
-    if upgrade:
-        from coachctl.store.postgres.admin import upgrade as pg_upgrade
+    if create:
+        from coachctl.store.postgres.admin import create_if_missing
 
-        pg_upgrade(url, lock_timeout)
+        create_if_missing(url, lock_timeout)
     return postgres_store(url, home, lock_timeout)

@@ -62,6 +62,20 @@ def status(url: str, lock_timeout: float) -> dict[str, Any]:
     }
 
 
+def create_if_missing(url: str, lock_timeout: float) -> None:
+    """Give a database with no coachctl schema at all its schema (`store migrate` into a
+    new database); one with an older or newer schema is left for `store upgrade` to say."""
+    where = describe(url)
+    conn = pgc.connect(url, lock_timeout)
+    try:
+        if schema.version(conn) == 0:
+            schema.upgrade(conn, where)
+    except pgc.driver().Error as exc:
+        raise pgc.translate(exc, where, url) from None
+    finally:
+        conn.close()
+
+
 def upgrade(url: str, lock_timeout: float) -> tuple[int, int, str]:
     """Apply missing migrations under the advisory lock; (before, after, store name)."""
     where = describe(url)
