@@ -31,12 +31,22 @@ def load_pack(store: Store, workflow_id: str) -> dict[str, Any]:
     hand = store.hand_choices(workflow_id)
     pack = store.pack(workflow_id)
     if pack is not None:
+        if not hand and learning.hand_part(pack):
+            _keep_legacy_choices(store, workflow_id, pack)
         return pack
     pack = rebuilt(store, workflow_id, hand)
     if pack["folded"] or hand:
         with contextlib.suppress(CoachctlError, OSError):  # read-only: use it, don't keep it
             store.put_pack(workflow_id, pack)
     return pack
+
+
+def _keep_legacy_choices(store: Store, workflow_id: str, pack: Mapping[str, Any]) -> None:
+    """A pack written before hand choices had their own record holds them: copy them into
+    the record once, so no rebuild can lose them."""
+    with contextlib.suppress(CoachctlError, OSError), store.hand_transaction(workflow_id) as h:
+        if not h.choices:
+            h.put(learning.hand_part(pack))
 
 
 def suggestions(store: Store, workflow: Workflow) -> dict[str, tuple[str | None, str | None]]:

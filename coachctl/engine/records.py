@@ -8,7 +8,6 @@ compute them: the engine hands them in with each transaction, and the file store
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from coachctl.engine import metrics
@@ -22,6 +21,8 @@ def legacy_seq(decided_at: Any) -> int:
     """The order of record of a decision written before sequences existed: its time in
     microseconds, on the same scale as new sequences (which start from the clock)."""
     if isinstance(decided_at, str):
+        from datetime import datetime
+
         try:
             when = datetime.fromisoformat(decided_at.replace("Z", "+00:00"))
             return int(when.timestamp() * 1_000_000)

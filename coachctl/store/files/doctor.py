@@ -1,9 +1,10 @@
 """The file store's own checks: leftovers, unreadable files, the index against the files,
 and the events log against the decisions in the files.
 
-Writers may run meanwhile (`doctor` takes no session lock): a difference is only reported
-when it survives a second look at that session (its file re-read, the index refreshed), so
-a decision recorded between the two reads is never mistaken for damage.
+Writers may run meanwhile: `doctor` reads without locks, then takes a second look at each
+session that seems to differ *under that session's lock*. A writer updates the index and
+appends its events before it lets go of the lock, so what still differs then is damage,
+never a decision recorded between two reads.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from coachctl.errors import CoachctlError
+from coachctl.errors import CoachctlError, ConflictError
 from coachctl.store.base import Finding
 from coachctl.store.files.fs import TMP_PREFIX, read_nofollow
 from coachctl.store.files.full import FullScan
+from coachctl.store.files.layout import LOCK_SESSION
 from coachctl.store.files.records import read_session_bytes, rows_of
 
 if TYPE_CHECKING:
@@ -24,8 +26,6 @@ if TYPE_CHECKING:
     from coachctl.store.files.store import FileStore
 
 TMP_GRACE_SECONDS = 60.0  # a younger temp file may belong to a writer that is still alive
-RECHECKS = 5
-RECHECK_PAUSE = 0.2
 
 
 def check(store: FileStore, *, repair: bool = False) -> tuple[list[Finding], int]:
@@ -137,6 +137,8 @@ def _kind_totals(drows: dict[str, list[Any]], srows: dict[str, Any]) -> Counter[
 
 
 def _check_index(store: FileStore, full: FullScan, repair: bool) -> list[Finding]:
+    import sqlite3
+
     from coachctl.store.files.index import Index, IndexUnavailable
 
     store.forget_index()
@@ -144,25 +146,34 @@ def _check_index(store: FileStore, full: FullScan, repair: bool) -> list[Finding
         idx = Index.open(store)
     except IndexUnavailable as exc:
         return [Finding("index", f"no index ({exc}): metrics are recomputed", False)]
-    out: list[Finding] = []
     try:
-        if repair:
-            idx.rebuild()
-            out.append(
-                Finding("repaired", f"rebuilt the index from {full.count()} session files", False)
-            )
-        else:
-            idx.refresh()
-        srows, drows = _expected(full)
-        diffs = _differences(idx, srows, drows, None)
-        # Under load a session may change between the scan and the index refresh: look
-        # again at those sessions only, until the difference goes away or stays put.
-        for _ in range(RECHECKS):
-            if not diffs:
-                break
-            time.sleep(RECHECK_PAUSE)
-            idx.refresh()
-            for sid in diffs:
+        return _compare(store, idx, full, repair)
+    except sqlite3.DatabaseError as exc:
+        if not repair:
+            return [Finding("index", f"cannot read the index {idx.path}: {exc} (try --repair)")]
+        idx.close()
+        idx.discard()
+        idx = Index.open(store)
+        return _compare(store, idx, full, repair)
+    finally:
+        idx.close()
+
+
+def _compare(store: FileStore, idx: Index, full: FullScan, repair: bool) -> list[Finding]:
+    out: list[Finding] = []
+    if repair:
+        idx.rebuild()
+        out.append(
+            Finding("repaired", f"rebuilt the index from {full.count()} session files", False)
+        )
+    else:
+        idx.refresh()
+    srows, drows = _expected(full)
+    diffs = _differences(idx, srows, drows, None)
+    for sid in list(diffs):
+        try:
+            with store.lock(LOCK_SESSION, sid):  # no writer in the middle now
+                idx.refresh()
                 again = _reread(store, sid)
                 srows.pop(sid, None)
                 drows.pop(sid, None)
@@ -170,81 +181,77 @@ def _check_index(store: FileStore, full: FullScan, repair: bool) -> list[Finding
                     srows[sid] = again[0]
                     if again[1]:
                         drows[sid] = again[1]
-            settled = _differences(idx, srows, drows, set(diffs))
-            if settled == diffs:
-                break
-            diffs = settled
-        for sid, message in diffs.items():
-            out.append(Finding("index", message, session_id=sid))
-        bad_want = {b.session_id for b in full.bad}
-        bad_got = {b.session_id for b in idx.bad_files()}
-        for sid in sorted(bad_want ^ bad_got):
-            side = "not marked" if sid in bad_want else "marked"
-            out.append(
-                Finding("index", f"index has session {sid} {side} unreadable", session_id=sid)
-            )
-        if diffs:
-            want_k = _kind_totals(drows, srows)
-            have_k = _kind_totals(idx.decision_rows(), idx.session_rows())
-            for wf, kind in sorted(set(want_k) | set(have_k)):
-                if kind and want_k[(wf, kind)] != have_k[(wf, kind)]:
-                    out.append(
-                        Finding(
-                            "index",
-                            f"stats differ at workflows[{wf}].{kind}: index "
-                            f"{have_k[(wf, kind)]}, files {want_k[(wf, kind)]}",
-                        )
+                still = _differences(idx, srows, drows, {sid})
+        except ConflictError:
+            continue  # held all along by a live writer: not ours to judge now
+        if still:
+            diffs[sid] = still[sid]
+        else:
+            del diffs[sid]
+    for sid, message in diffs.items():
+        out.append(Finding("index", message, session_id=sid))
+    bad_want = {b.session_id for b in full.bad}
+    bad_got = {b.session_id for b in idx.bad_files()}
+    for sid in sorted(bad_want ^ bad_got):
+        side = "not marked" if sid in bad_want else "marked"
+        out.append(Finding("index", f"index has session {sid} {side} unreadable", session_id=sid))
+    if diffs:
+        want_k = _kind_totals(drows, srows)
+        have_k = _kind_totals(idx.decision_rows(), idx.session_rows())
+        for wf, kind in sorted(set(want_k) | set(have_k)):
+            if kind and want_k[(wf, kind)] != have_k[(wf, kind)]:
+                out.append(
+                    Finding(
+                        "index",
+                        f"stats differ at workflows[{wf}].{kind}: index "
+                        f"{have_k[(wf, kind)]}, files {want_k[(wf, kind)]}",
                     )
-    finally:
-        idx.close()
+                )
     return out
 
 
 # -- the events log ------------------------------------------------------------------------
 
 
-def _event_counts(store: FileStore) -> Counter[str]:
+def _event_counts(store: FileStore, only: str | None = None) -> Counter[str]:
+    """`decision` events per session id, read as a stream."""
     counts: Counter[str] = Counter()
     for event, _ in store.read_events(""):
-        if event.get("event") == "decision" and isinstance(event.get("session_id"), str):
-            counts[event["session_id"]] += 1
+        sid = event.get("session_id")
+        if event.get("event") == "decision" and isinstance(sid, str) and only in (None, sid):
+            counts[sid] += 1
     return counts
 
 
 def _check_events(store: FileStore, full: FullScan, repair: bool) -> list[Finding]:
-    """Every recorded decision has its `decision` event (a crash after the session file was
-    written, or a lost log, leaves it out); --repair appends the missing ones."""
+    """Every decision the scan saw has its `decision` event (a crash after the session file
+    was written, or a lost log, leaves it out); --repair appends the missing ones."""
     counts = _event_counts(store)
-    missing: dict[str, tuple[dict[str, Any], int]] = {}
+    short: list[str] = []
     for found in full.sessions.values():
         for data, _ in found:
             decisions = [d for d in data.get("decisions") or [] if isinstance(d, dict)]
             if len(decisions) > counts.get(str(data["id"]), 0):
-                missing[str(data["id"])] = (data, len(decisions) - counts[str(data["id"])])
-    if missing:  # a writer between its session file and its event: look again
-        time.sleep(RECHECK_PAUSE)
-        counts = _event_counts(store)
-        for sid in list(missing):
-            try:
-                data = store.load_raw(sid)
-            except CoachctlError:
-                del missing[sid]
-                continue
-            decisions = [d for d in data.get("decisions") or [] if isinstance(d, dict)]
-            short = len(decisions) - counts.get(sid, 0)
-            if short <= 0:
-                del missing[sid]
-            else:
-                missing[sid] = (data, short)
+                short.append(str(data["id"]))
     out: list[Finding] = []
-    for sid, (data, short) in sorted(missing.items()):
+    for sid in sorted(short):
+        try:
+            with store.lock(LOCK_SESSION, sid):  # its writer has appended what it wrote
+                data = store.load_raw(sid)
+                decisions = [d for d in data.get("decisions") or [] if isinstance(d, dict)]
+                have = _event_counts(store, sid)[sid]
+                missing = len(decisions) - have
+                if missing <= 0:
+                    continue
+                if repair:
+                    store.append_events([_restored(data, d) for d in decisions[have:]])
+        except (ConflictError, CoachctlError):
+            continue
         if repair:
-            decisions = [d for d in data.get("decisions") or [] if isinstance(d, dict)]
-            store.append_events([_restored(data, d) for d in decisions[-short:]])
             out.append(
                 Finding(
                     "repaired",
-                    f"restored {short} missing decision event(s) of session {sid}",
+                    f"restored {missing} missing decision event(s) of session {sid}",
                     False,
                     session_id=sid,
                 )
@@ -253,7 +260,7 @@ def _check_events(store: FileStore, full: FullScan, repair: bool) -> list[Findin
             out.append(
                 Finding(
                     "events",
-                    f"events log lacks {short} decision event(s) of session {sid} "
+                    f"events log lacks {missing} decision event(s) of session {sid} "
                     "(--repair restores them)",
                     session_id=sid,
                 )

@@ -1,7 +1,11 @@
 """The file store's file system rules, in one place: atomic writes, reads that refuse
 symlinks, flock locks, folder stamps and how an OSError reads to a person.
 
-Every path the file store opens under `sessions/` goes through here.
+The symlink policy: `sessions/` itself may be a link (a person chose where it lives), but
+nothing coachctl opens *under* it is ever followed through one. Files are opened with
+O_NOFOLLOW (a link is refused: ELOOP) or replaced whole by a rename (which replaces the link
+itself); folders are checked with lstat (`real_dir`) before anything is put in them. A
+cloned repository with `sessions/events.jsonl -> ../../elsewhere` gets no write elsewhere.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -26,6 +31,36 @@ def os_reason(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "a symlink (refused)"
     return exc.strerror or str(exc)
+
+
+def real_dir(folder: Path) -> None:
+    """Make sure `folder` is a real folder of ours (created owner-only when missing), never
+    a symlink: StorageError naming it otherwise."""
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass  # another process made it meanwhile: check what is there now
+        except OSError as exc:
+            raise StorageError(f"cannot create {folder}: {os_reason(exc)}") from exc
+        else:
+            return
+        st = os.lstat(folder)
+    except OSError as exc:
+        raise StorageError(f"cannot create {folder}: {os_reason(exc)}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise StorageError(f"cannot write into {folder}: a symlink (refused)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StorageError(f"cannot create {folder}: a file is in the way")
+
+
+def drop_link(path: Path) -> None:
+    """Remove `path` if it is a symlink (derived files are replaced, never followed)."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> os.stat_result:

@@ -24,14 +24,16 @@ to the full comparison.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coachctl.errors import CoachctlError
 from coachctl.store.base import BadFile, Derive, Derived, LevelChange, WindowKey
-from coachctl.store.files.fs import dir_stamp
+from coachctl.store.files.fs import NOFOLLOW, dir_stamp, drop_link
 from coachctl.store.files.layout import INDEX_DIR, INDEX_FILE, LOCK_STORE, SESSION_SUFFIX
 from coachctl.store.files.records import (
     DecisionRow,
@@ -106,6 +108,16 @@ class IndexUnavailable(Exception):
     """The index cannot be used here (read-only home, no sessions yet): recompute instead."""
 
 
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"unreadable session file {path}: a symlink (refused)"
+    return f"cannot read {path}: {exc.strerror or exc}"
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | NOFOLLOW)
+
+
 def _stable_mtime(mtime_ns: int, now_ns: int) -> int:
     """A young mtime may change again within its tick: store -1 so it is re-read."""
     return -1 if now_ns - mtime_ns < RACY_NS else mtime_ns
@@ -132,11 +144,18 @@ class Index:
         """Open (creating or silently rebuilding) the index; IndexUnavailable if we cannot."""
         if not store.sessions_dir.is_dir():
             raise IndexUnavailable("no sessions yet")
+        import sqlite3
+
         idx = cls(store)
         try:
             idx._connect()
         except IndexUnavailable:
             raise
+        except sqlite3.OperationalError as exc:
+            # Busy (another process checkpoints, a doctor rebuilds): not damage. Deleting
+            # the files now would pull them from under every other process.
+            idx.close()
+            raise IndexUnavailable(f"cannot use {idx.path} now: {exc}") from exc
         except Exception:
             idx.close()
             idx.discard()
@@ -154,8 +173,22 @@ class Index:
             raise IndexUnavailable(f"{self.store.sessions_dir} is read-only")
         try:
             self.store.make_dir(self.path.parent)
-        except OSError as exc:
+        except (OSError, CoachctlError) as exc:
             raise IndexUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
+        for suffix in ("", "-wal", "-shm", "-journal"):  # derived: a link is replaced
+            drop_link(Path(f"{self.path}{suffix}"))
+        # Created owner-only before SQLite opens it (it would use the umask: 0644); its -wal
+        # and -shm files take the database file's mode. Only ever O_EXCL: closing a
+        # descriptor of a database this process has open would drop SQLite's POSIX locks.
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot create {self.path}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            if os.lstat(self.path).st_mode & 0o077:
+                os.chmod(self.path, 0o600)
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         self.conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
@@ -335,7 +368,7 @@ class Index:
         for sid in ids:
             path = self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"
             try:
-                with open(path, "rb") as fh:
+                with open(path, "rb", opener=_nofollow) as fh:
                     st = os.fstat(fh.fileno())  # the stat of exactly what we read
                     raw = fh.read()
             except FileNotFoundError:
@@ -348,7 +381,7 @@ class Index:
                             sid,
                             st,
                             None,
-                            BadFile(sid, str(path), f"cannot read {path}: {exc.strerror or exc}"),
+                            BadFile(sid, str(path), _unreadable(path, exc)),
                         )
                     )
                 continue

@@ -22,3 +22,15 @@ GITIGNORE = ".gitignore"
 LOCK_SESSION = "session"
 LOCK_PACK = "pack"
 LOCK_STORE = "store"  # the store's own singletons: "index", "events"
+
+#: Written once into sessions/ (never over a person's edits): derived state stays out of git.
+#: The session files and hand choices (choices/) are the truth a repository may carry.
+GITIGNORE_TEXT = """\
+# Written by coachctl. Derived state: rebuilt from the session files when missing.
+/.index/
+/.locks/
+/.leases/
+/.tmp-*
+/packs/
+/events.jsonl
+"""

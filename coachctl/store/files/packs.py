@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -40,6 +39,8 @@ def choices_path(store: FileStore, workflow_id: str) -> Path:
 
 def digest(choices: Mapping[str, Any]) -> str:
     """Which hand choices a derived pack was built on."""
+    import hashlib
+
     raw = json.dumps(choices, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -78,8 +79,8 @@ def read_derived(
         hand = digest(read_choices(store, workflow_id))
     except StateError:
         return None
-    if pack.get("hand") != hand:
-        return None
+    if "hand" in pack and pack["hand"] != hand:
+        return None  # built on other hand choices (a pack from before them has no "hand")
     idx = store.index(fresh=fresh)
     if idx is not None:
         try:

@@ -13,9 +13,9 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from coachctl.errors import ConflictError, SessionNotFound, StateError, StorageError
 from coachctl.store.base import (
@@ -33,6 +33,7 @@ from coachctl.store.files.fs import (
     flock,
     os_reason,
     read_nofollow,
+    real_dir,
     write_atomic,
 )
 from coachctl.store.files.layout import LOCK_SESSION, LOCK_STORE, SESSION_SUFFIX
@@ -42,6 +43,8 @@ from coachctl.store.ids import ID_RE, check_id, resolve_among
 if TYPE_CHECKING:
     from coachctl.store.files.index import Index
     from coachctl.store.files.txn import FileTxn, HandFileTxn
+
+_T = TypeVar("_T")
 
 # How long a refreshed index is trusted within one process (one command refreshes once).
 FRESH_SECONDS = 2.0
@@ -75,25 +78,22 @@ class FileStore:
             st = os.stat(self.sessions_dir)
             if st.st_mode & 0o077 and st.st_uid == os.getuid():
                 os.chmod(self.sessions_dir, 0o700)  # e.g. a checked-out sessions/ folder
-            # Made up front: created later, it would move the folder's stamp mid-refresh.
-            (self.sessions_dir / layout.LOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {self.sessions_dir}: {os_reason(exc)}") from exc
+        # Made up front: created later, it would move the folder's stamp mid-refresh.
+        real_dir(self.sessions_dir / layout.LOCKS_DIR)
+        ignore = self.sessions_dir / layout.GITIGNORE
+        if not os.path.lexists(ignore):  # a person's own edits are kept
+            with contextlib.suppress(StorageError):
+                write_atomic(ignore, layout.GITIGNORE_TEXT.encode())
 
     def make_dir(self, path: Path) -> None:
         """A folder of derived state under sessions/, owner-only."""
         self.ensure()
-        try:
-            below = path.relative_to(self.sessions_dir).parts
-        except ValueError:
-            below = (str(path),)
         folder = self.sessions_dir
-        try:
-            for part in below:  # every level owner-only (mkdir(parents=True) would not be)
-                folder = folder / part
-                folder.mkdir(mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {folder}: {os_reason(exc)}") from exc
+        for part in path.relative_to(self.sessions_dir).parts:
+            folder = folder / part
+            real_dir(folder)  # owner-only, and never a link (fs's symlink policy)
 
     def check_writable(self) -> None:
         """Refuse writes to a store that was moved (`store migrate`)."""
@@ -239,9 +239,13 @@ class FileStore:
         from coachctl.errors import CoachctlError
         from coachctl.store.files.full import FullScan
 
-        idx = self.index() if teaching and workflow_id is not None else None
-        if idx is not None and workflow_id is not None:
-            for sid in sorted(idx.folds(workflow_id)):
+        teachers = (
+            self._ask_index(lambda idx: sorted(idx.folds(workflow_id)))
+            if teaching and workflow_id is not None
+            else None
+        )
+        if teachers is not None:
+            for sid in teachers:
                 try:
                     yield self.load_raw(sid)
                 except CoachctlError:
@@ -254,9 +258,9 @@ class FileStore:
                 yield data
 
     def bad_sessions(self) -> list[BadFile]:
-        idx = self.index()
-        if idx is not None:
-            return idx.bad_files()
+        found = self._ask_index(lambda idx: idx.bad_files())
+        if found is not None:
+            return found
         from coachctl.store.files.full import FullScan
 
         return FullScan(self).bad
@@ -353,7 +357,7 @@ class FileStore:
         except sqlite3.OperationalError:
             self.forget_index()  # busy or read-only after all: recompute this time
         except sqlite3.DatabaseError:
-            self.forget_index(discard=True)  # corrupt: rebuilt on the next run
+            self.forget_index()  # Index.open rebuilds a corrupt one; never deleted under others
         except (CoachctlError, OSError):
             self.forget_index()
         self._index_failed = True
@@ -379,29 +383,41 @@ class FileStore:
                     "trends": {wf: idx.trend(wf, query["trend"]) for wf in query["workflows"]},
                     "bad": idx.bad_files(),
                 }
-            except sqlite3.DatabaseError as exc:
-                self.forget_index(discard=not isinstance(exc, sqlite3.OperationalError))
+            except sqlite3.DatabaseError:
+                self.forget_index()
         from coachctl.store.files.full import FullScan
 
         return FullScan(self).metrics(query)
 
-    def workflow_ids(self) -> list[str]:
+    def _ask_index(self, question: Callable[[Index], _T]) -> _T | None:
+        """`question(index)`, or None when the index cannot answer (callers recompute)."""
+        import sqlite3
+
         idx = self.index()
-        if idx is not None:
-            return idx.workflow_ids()
+        if idx is None:
+            return None
+        try:
+            return question(idx)
+        except sqlite3.DatabaseError:
+            self.forget_index()
+            return None
+
+    def workflow_ids(self) -> list[str]:
+        found = self._ask_index(lambda idx: idx.workflow_ids())
+        if found is not None:
+            return found
         from coachctl.store.files.full import FullScan
 
         return FullScan(self).workflow_ids()
 
     def latest_session(self, workflow_id: str) -> dict[str, Any] | None:
+        from coachctl.errors import CoachctlError
         from coachctl.store.files.full import FullScan
 
-        idx = self.index()
-        if idx is None:
+        latest = self._ask_index(lambda idx: idx.latest_ids(workflow_id))
+        if latest is None:
             return FullScan(self, workflow_id).latest(workflow_id)
-        from coachctl.errors import CoachctlError
-
-        for sid in idx.latest_ids(workflow_id):
+        for sid in latest:
             try:
                 return self.load_raw(sid)
             except CoachctlError:

@@ -18,6 +18,7 @@ from coachctl.store.base import Derived, LevelChange, WindowKey
 from coachctl.store.files.layout import LOCK_PACK
 
 if TYPE_CHECKING:
+    from coachctl.store.files.index import Index
     from coachctl.store.files.store import FileStore
 
 
@@ -65,8 +66,18 @@ class FileTxn:
         self._saved = (session, derived)
 
     def windows(self, keys: Sequence[WindowKey]) -> dict[WindowKey, list[str]]:
-        own = self._saved[1]["rows"] if self._saved is not None else None
+        import sqlite3
+
         idx = self.store.index(fresh=False)
+        if idx is not None:
+            try:
+                return self._windows(keys, idx)
+            except sqlite3.DatabaseError:  # the index is a speed-up, never a failure
+                self.store.forget_index()
+        return self._windows(keys, None)
+
+    def _windows(self, keys: Sequence[WindowKey], idx: Index | None) -> dict[WindowKey, list[str]]:
+        own = self._saved[1]["rows"] if self._saved is not None else None
         out: dict[WindowKey, list[str]] = {}
         if idx is None:
             from coachctl.store.files.full import FullScan
@@ -87,16 +98,19 @@ class FileTxn:
         return out
 
     def levels(self, workflow_id: str, scope: str) -> dict[str, str]:
+        import sqlite3
+
         idx = self.store.index(fresh=False)
-        known = idx.levels(workflow_id, scope) if idx is not None else {}
+        known: dict[str, str] = {}
+        if idx is not None:
+            try:
+                known = idx.levels(workflow_id, scope)
+            except sqlite3.DatabaseError:
+                self.store.forget_index()  # no recorded levels: no level_changed this time
         for c in self._levels:
             if c["workflow_id"] == workflow_id and c["scope"] == scope:
                 known[c["step_id"]] = c["level"]
         return known
-
-    def levels_known(self) -> bool:
-        """Whether recorded levels can be trusted (the index saw every file)."""
-        return self.store.index(fresh=False) is not None
 
     def set_levels(self, changes: Sequence[LevelChange]) -> None:
         self._levels.extend(changes)
@@ -149,9 +163,9 @@ class FileTxn:
                         idx.refreshed_at = time.monotonic()
                     except Exception:
                         store.forget_index()  # only a speed-up: the next refresh catches up
-            from coachctl.store.files import packs
-
             for workflow_id in sorted(self._dirty_packs):
+                from coachctl.store.files import packs
+
                 pack = self._packs[workflow_id]
                 if pack is not None:
                     packs.write_derived(store, workflow_id, pack)
