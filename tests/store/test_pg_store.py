@@ -306,3 +306,16 @@ def test_a_follower_whose_connection_is_cut_reconnects_from_its_cursor(
         seen = [e["event"] for e, _ in follower.read_events(cursor)]
     assert seen == ["decision"]
     assert follower.conn().get_backend_pid() != pid
+
+
+def test_the_connection_carries_its_timeouts_and_keepalives(stores: Any) -> None:
+    store = stores(lock_timeout=2.5)
+    with store.conn().cursor() as cur:
+        cur.execute(
+            "SELECT current_setting('lock_timeout'),"
+            " current_setting('idle_in_transaction_session_timeout'),"
+            " current_setting('application_name')"
+        )
+        assert cur.fetchone() == ("2500ms", "1min", "coachctl")
+    params = store.conn().get_dsn_parameters()
+    assert params["keepalives"] == "1" and params["connect_timeout"] == "5"
