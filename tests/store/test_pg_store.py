@@ -319,3 +319,14 @@ def test_the_connection_carries_its_timeouts_and_keepalives(stores: Any) -> None
         assert cur.fetchone() == ("2500ms", "1min", "coachctl")
     params = store.conn().get_dsn_parameters()
     assert params["keepalives"] == "1" and params["connect_timeout"] == "5"
+
+
+def test_a_session_written_by_a_newer_coachctl_is_refused(stores: Any) -> None:
+    store = stores()
+    newer = new_session("s1")
+    newer["schema_version"] = 99
+    store.create(newer, [])
+    with pytest.raises(StateError, match=r"schema_version 99.*upgrade coachctl"):
+        store.load("s1")
+    with pytest.raises(StateError, match=r"upgrade coachctl"), store.transaction("s1"):
+        pass

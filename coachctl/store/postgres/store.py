@@ -163,8 +163,7 @@ class PostgresStore:
         row = self._one("SELECT body FROM coachctl_sessions WHERE id = %s", (session_id,))
         if row is None:
             raise SessionNotFound(f"unknown session: {session_id} in {self.describe()}")
-        body: dict[str, Any] = row[0]
-        return body
+        return readable(row[0], session_id, self.describe())
 
     def create(self, session: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
         self.check_writable()
@@ -441,6 +440,22 @@ class PostgresStore:
             (target,),
         )
         self._moved = target
+
+
+def readable(body: Any, session_id: str, where: str) -> dict[str, Any]:
+    """A session row's JSON, refused (exit 2) when it is not a session this coachctl can
+    read: written by a newer coachctl (its record layout), or not an object at all."""
+    from coachctl.store.base import SCHEMA_VERSION
+
+    if not isinstance(body, dict):
+        raise StateError(f"unreadable session {session_id} in {where}: not a coachctl session")
+    version = body.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise StateError(
+            f"session {session_id} in {where} has schema_version {version!r}, written by a "
+            f"newer coachctl (this one reads up to {SCHEMA_VERSION}): upgrade coachctl"
+        )
+    return body
 
 
 def _event_id(cursor: str) -> int:

@@ -187,12 +187,10 @@ class PgSessionTxn:
         row = self.cur.fetchone()
         if row is None:
             raise SessionNotFound(f"unknown session: {self.session_id} in {self.store.describe()}")
+        from coachctl.store.postgres.store import readable
+
         body, seq, levels = row
-        if not isinstance(body, dict):
-            raise StateError(
-                f"unreadable session {self.session_id} in {self.store.describe()}: not an object"
-            )
-        self.session = body
+        self.session = readable(body, self.session_id, self.store.describe())
         self._seqs.append(int(seq))
         wf = str(body.get("workflow_id"))
         self._levels_of.add(wf)
