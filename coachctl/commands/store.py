@@ -50,6 +50,7 @@ def status(ctx: click.Context, fmt: str) -> None:
             "schema_ok": True,
             "counts": {"sessions": len(summaries), "unreadable": len(bad)},
             "user": None,
+            "moved_to": files.moved_to(),
         }
     else:
         from coachctl.store.postgres.admin import status as pg_status
@@ -65,6 +66,8 @@ def status(ctx: click.Context, fmt: str) -> None:
         click.echo(f"schema:   version {info['schema_version']} ({state})")
     counts = ", ".join(f"{v} {k}" for k, v in info["counts"].items())
     click.echo(f"contents: {counts or '-'}")
+    if info.get("moved_to"):
+        click.echo(f"moved to: {info['moved_to']} (writes here are refused)")
 
 
 @store.command()

@@ -57,6 +57,8 @@ def test_file_to_postgres_and_back(cli: Cli, pg_empty: str, tmp_path: Path) -> N
     assert refused.exit_code == 2
     assert "was moved to postgres store" in refused.stderr
     assert cli("show", sids[0]).exit_code == 0  # reads still work, nothing deleted
+    status = cli("store", "status")
+    assert "moved to: postgres store postgresql://" in status.stdout
 
     on_pg = Cli(cli.home)
     env = {"COACHCTL_STORE": pg_empty}
