@@ -12,6 +12,7 @@ server→client one (or opens the connection) starts a new exchange.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import queue
 import socket
@@ -27,6 +28,7 @@ class DelayProxy:
         one_way: float = 0.010,
         max_connections: int = 64,
         lifetime: float = 1800.0,
+        port: int = 0,
     ) -> None:
         if not ipaddress.ip_address(socket.gethostbyname(target[0])).is_loopback:
             raise ValueError(f"the delay proxy only forwards to loopback, not {target[0]}")
@@ -38,7 +40,8 @@ class DelayProxy:
         self._lock = threading.Lock()
         self._open = 0
         self._stop = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server(("127.0.0.1", port))
+        self._sockets: list[socket.socket] = []
         self._server.settimeout(0.2)
         self.port = int(self._server.getsockname()[1])
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -53,9 +56,16 @@ class DelayProxy:
         self.close()
 
     def close(self) -> None:
+        """Stop, and cut every connection (what an outage looks like to a client)."""
         self._stop.set()
         self._thread.join(2)
         self._server.close()
+        with self._lock:
+            cut, self._sockets = self._sockets, []
+        for s in cut:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
 
     def reset_count(self) -> int:
         with self._lock:
@@ -83,6 +93,8 @@ class DelayProxy:
             for s in (client, upstream):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 s.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
             state = {"last": "down"}  # the direction of the last chunk on this connection
             done = threading.Barrier(4, action=lambda c=client, u=upstream: self._closed(c, u))
             for src, dst, way in ((client, upstream, "up"), (upstream, client, "down")):

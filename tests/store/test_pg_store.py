@@ -330,3 +330,60 @@ def test_a_session_written_by_a_newer_coachctl_is_refused(stores: Any) -> None:
         store.load("s1")
     with pytest.raises(StateError, match=r"upgrade coachctl"), store.transaction("s1"):
         pass
+
+
+def test_a_follower_waits_out_an_outage_and_reads_on_from_its_cursor(
+    stores: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The network to the database goes away for a while (a proxy that is cut, then comes
+    back on the same port): the follower neither fails nor skips what was written meanwhile."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from delayproxy import DelayProxy
+
+    host, port = pg_url.split("@", 1)[1].split("/", 1)[0].split(":")
+    proxy = DelayProxy((host, int(port)), one_way=0.0).__enter__()
+    via = pg_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")
+    writer = stores()
+    follower = PostgresStore(via, tmp_path, 5.0, derive=derive)
+    writer.create(new_session("s1"), [])
+    cursor = follower.events_end()
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        nonlocal cursor
+        try:
+            while not stop.is_set():
+                follower.wait_events(cursor, 0.2)
+                for event, after in list(follower.read_events(cursor)):
+                    seen.append(event["event"])
+                    cursor = after
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        decide(writer, "s1", "accepted")
+        deadline = time.monotonic() + 5
+        while len(seen) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == ["decision"]
+        proxy.close()  # the outage
+        decide(writer, "s1", "rejected")
+        time.sleep(1.5)
+        assert seen == ["decision"] and not errors
+        proxy = DelayProxy((host, int(port)), one_way=0.0, port=proxy.port).__enter__()
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == ["decision", "decision"], errors
+    finally:
+        stop.set()
+        thread.join(15)
+        proxy.close()
+        follower.close()
+    assert not errors

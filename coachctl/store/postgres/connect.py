@@ -44,6 +44,10 @@ def mask(text: str, url: str | None = None) -> str:
     return text
 
 
+class Unreachable(UsageError):
+    """The database could not be reached (exit 2); a follower waits for it instead."""
+
+
 def driver() -> Any:
     """psycopg2, imported here and only here; missing → one exit-2 line saying how."""
     try:
@@ -79,7 +83,7 @@ def connect(url: str, lock_timeout: float, *, application: str = "coachctl") -> 
     try:
         conn = psycopg2.connect(url, **params)
     except psycopg2.Error as exc:
-        raise UsageError(
+        raise Unreachable(
             f"cannot reach the postgres store {mask(url)}: {reason(exc, url)}"
         ) from None
     conn.autocommit = True

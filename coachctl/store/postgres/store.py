@@ -308,8 +308,8 @@ class PostgresStore:
 
     def wait_events(self, cursor: str, timeout: float) -> None:
         """LISTEN (once per connection), look past the cursor, then wait for a NOTIFY;
-        the timeout doubles as a poll. A lost connection is reopened (the caller reads
-        on from its cursor); if it cannot be, the error says so."""
+        the timeout doubles as a poll. A lost connection is reopened, waiting out an outage
+        (a restart, a network cut) with backoff; the caller then reads on from its cursor."""
         deadline = time.monotonic() + timeout
         try:
             conn = self.conn()
@@ -331,7 +331,18 @@ class PostgresStore:
             conn.notifies.clear()
         except pgc.driver().Error:
             self.close()
-            time.sleep(min(max(deadline - time.monotonic(), 0), 1.0))
+            self._reopen()
+
+    def _reopen(self) -> None:
+        """Until a new connection (checked as every first one) can be had."""
+        pause = 0.1
+        while True:
+            try:
+                self.conn()
+                return
+            except pgc.Unreachable:
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     # -- packs and hand choices ----------------------------------------------------------
 
