@@ -63,11 +63,17 @@ class Settings:
         self.store_option = store_option
 
     def store(self) -> Any:
-        from coachctl.engine.stores import open_store, resolve_home
-        from coachctl.store.selection import store_url
+        """The store, built once per invocation (every command reaches it through here):
+        PostgreSQL when --store, COACHCTL_STORE or HOME/coachctl.yaml names one (§7)."""
+        built = self.__dict__.get("_store")
+        if built is None:
+            from coachctl.engine.stores import open_store, resolve_home
+            from coachctl.store.selection import store_url
 
-        home = resolve_home(self.home_option)
-        return open_store(store_url(self.store_option, home), home, self.lock_timeout)
+            home = resolve_home(self.home_option)
+            built = open_store(store_url(self.store_option, home), home, self.lock_timeout)
+            self.__dict__["_store"] = built
+        return built
 
 
 def debug_enabled() -> bool:

@@ -44,7 +44,7 @@ def status(ctx: click.Context, fmt: str) -> None:
         summaries, bad = files.list_sessions()
         info = {
             "kind": "file",
-            "location": str(files.sessions_dir),
+            "location": files.describe().removeprefix("file store "),
             "schema_version": None,
             "schema_expected": None,
             "schema_ok": True,

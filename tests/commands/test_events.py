@@ -188,6 +188,24 @@ class Follower:
     def next(self, timeout: float) -> dict[str, object]:
         return self.lines.get(timeout=timeout)
 
+    def ready(self, home: Path, session_id: str | None = None) -> None:
+        """--follow starts at the end: append probe events until it prints one, so what a
+        test does next surely happens after the follower began."""
+        from coachctl.engine.session import utcnow
+
+        store = file_store(home)
+        for _ in range(100):
+            store.append_events([{"event": "probe", "session_id": session_id, "ts": utcnow()}])
+            try:
+                got = self.next(0.2)
+            except queue.Empty:
+                continue
+            assert got["event"] == "probe"
+            while not self.lines.empty():
+                assert self.next(0)["event"] == "probe"
+            return
+        raise AssertionError("the follower never printed a probe")
+
     def stop(self) -> tuple[int, bytes]:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -208,7 +226,7 @@ def test_follow_sees_another_process_decide_within_a_second(cli: Cli, home: Path
     sid = cli.start("hello")
     follower = Follower(home)
     try:
-        assert follower.next(10)["event"] == "session_started"  # history first
+        follower.ready(home)  # the history (session_started) is not repeated
         run_decide(home, sid, "skip")
         t0 = time.monotonic()
         got = follower.next(1.0)
@@ -238,7 +256,7 @@ def test_follow_applies_filters_to_new_events(cli: Cli, home: Path) -> None:
     mine = cli.start("hello")
     follower = Follower(home, "--session", mine, "--since", "1h")
     try:
-        assert follower.next(10)["event"] == "session_started"
+        follower.ready(home, mine)
         theirs = cli.start("other")
         run_decide(home, theirs, "skip")
         run_decide(home, mine, "skip")
