@@ -387,3 +387,33 @@ def test_a_follower_waits_out_an_outage_and_reads_on_from_its_cursor(
         proxy.close()
         follower.close()
     assert not errors
+
+
+def test_inside_a_teaching_decision_the_pack_is_current_not_rebuilt(stores: Any) -> None:
+    """A pack that folded every committed decision is current, even after this
+    transaction staged (and flushed, for a window query) the session's new state: else
+    every teaching decision would rebuild the pack from all teaching sessions."""
+
+    def teaching(session: Mapping[str, Any]) -> Derived:
+        out = derive(session)
+        out["folds"] = len(session["decisions"])  # type: ignore[typeddict-unknown-key]
+        return out
+
+    store = stores()
+    store.derive = teaching
+    store.create(new_session("s1"), [])
+    with store.transaction("s1") as txn:
+        s = txn.session
+        s["decisions"].append({"step_id": "a", "suggestion": "x", "kind": "corrected", "seq": 1})
+        txn.save(s, teaching(s))
+    pack = {"version": 1, "workflow_id": "wf", "steps": {}, "folded": {"s1": 1}}
+    store.put_pack("wf", pack)
+    assert store.pack("wf") == pack
+    with store.transaction("s1") as txn:
+        s = txn.session
+        s["decisions"].append({"step_id": "a", "suggestion": "x", "kind": "corrected", "seq": 2})
+        txn.save(s, teaching(s))
+        txn.windows([("wf", "a", "x", "", 5)])  # flushes the staged rows
+        assert txn.pack("wf") == pack
+        txn.put_pack("wf", {**pack, "folded": {"s1": 2}})
+    assert store.pack("wf") == {**pack, "folded": {"s1": 2}}

@@ -28,7 +28,7 @@ NOTIFY_CHANNEL = "coachctl_events"
 _LOCK_AND_LOAD = (
     "BEGIN; SELECT s.body, nextval('coachctl_decision_seq'),"
     " (SELECT coalesce(json_agg(json_build_array(l.step_id, l.scope, l.level)), '[]')"
-    "  FROM coachctl_levels l WHERE l.workflow_id = s.workflow_id)"
+    "  FROM coachctl_levels l WHERE l.workflow_id = s.workflow_id), s.folds"
     " FROM coachctl_sessions s WHERE s.id = %s FOR UPDATE OF s"
 )
 #: A workflow's pack is read and written under a transaction-level advisory lock: two
@@ -177,6 +177,7 @@ class PgSessionTxn:
         self.pending: list[bytes] = []
         self.events: list[Mapping[str, Any]] = []
         self._seqs: list[int] = []
+        self._folds = 0  # this session's folds as committed (before this transaction)
         self._levels: dict[tuple[str, str], dict[str, str]] = {}
         self._levels_of: set[str] = set()  # workflows whose levels (all scopes) are here
         self._packs: dict[str, dict[str, Any] | None] = {}
@@ -189,7 +190,7 @@ class PgSessionTxn:
             raise SessionNotFound(f"unknown session: {self.session_id} in {self.store.describe()}")
         from coachctl.store.postgres.store import readable
 
-        body, seq, levels = row
+        body, seq, levels, self._folds = row
         self.session = readable(body, self.session_id, self.store.describe())
         self._seqs.append(int(seq))
         wf = str(body.get("workflow_id"))
@@ -256,6 +257,12 @@ class PgSessionTxn:
             )
             self.pending = []
             body, want = self.cur.fetchone()
+            # The pack must have folded what is committed: this session as it was before
+            # this transaction, not its staged (maybe already flushed) new state.
+            if str(self.session.get("workflow_id")) == workflow_id:
+                want = {k: v for k, v in want.items() if k != self.session_id}
+                if self._folds:
+                    want[self.session_id] = self._folds
             self._packs[workflow_id] = current_pack(body, want)
         found = self._packs[workflow_id]
         return json.loads(json.dumps(found)) if found is not None else None
