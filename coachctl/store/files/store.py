@@ -28,6 +28,7 @@ from coachctl.store.base import (
 )
 from coachctl.store.files import layout
 from coachctl.store.files.fs import (
+    NOFOLLOW,
     LockTimeout,
     dir_stamp,
     flock,
@@ -41,6 +42,7 @@ from coachctl.store.files.records import dump_session, parse_session_bytes
 from coachctl.store.ids import ID_RE, check_id, resolve_among
 
 if TYPE_CHECKING:
+    from coachctl.store.base import Store
     from coachctl.store.files.index import Index
     from coachctl.store.files.txn import FileTxn, HandFileTxn
 
@@ -294,7 +296,7 @@ class FileStore:
         path = self._lease_path(session_id)
         self.make_dir(path.parent)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | layout_nofollow(), 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o600)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {os_reason(exc)}") from exc
         try:
@@ -316,7 +318,7 @@ class FileStore:
 
         path = self._lease_path(session_id)
         try:
-            fd = os.open(path, os.O_RDONLY | layout_nofollow())
+            fd = os.open(path, os.O_RDONLY | NOFOLLOW)
         except OSError:
             return None  # no lease taken here (another host, or an older coachctl)
         try:
@@ -537,10 +539,6 @@ class FileStore:
         write_atomic(self.sessions_dir / layout.MOVED_FILE, target.encode() + b"\n")
 
 
-def layout_nofollow() -> int:
-    return getattr(os, "O_NOFOLLOW", 0)
-
-
 def _summary(data: Mapping[str, Any], accepted: int, suggestions: int) -> SessionSummary:
     steps = data.get("steps") or []
     raw = data.get("cursor")
@@ -574,3 +572,9 @@ def _decisions_with_seq(
     for pos, d in enumerate(data.get("decisions") or []):
         if isinstance(d, dict):
             yield seqs.get(pos, 0), d
+
+
+if TYPE_CHECKING:  # mypy proves the file store keeps the interface's shape
+
+    def _is_a_store(store: FileStore) -> Store:
+        return store
