@@ -35,9 +35,15 @@ def _home(ctx: click.Context) -> Path:
 
 
 def _store(ctx: click.Context) -> Any:
-    from coachctl.engine.stores import file_store
+    """The store the command line names (--store, COACHCTL_STORE, coachctl.yaml, else the
+    home's sessions/), as the command itself would open it."""
+    from coachctl.engine.stores import open_store
+    from coachctl.store.selection import store_url
 
-    return file_store(_home(ctx), lock_timeout=0.5)
+    home = _home(ctx)
+    option = ctx.find_root().params.get("store_option")
+    url = store_url(option if isinstance(option, str) else None, home)
+    return open_store(url, home, lock_timeout=0.5)
 
 
 def sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
