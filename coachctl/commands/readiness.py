@@ -255,7 +255,7 @@ def readiness(
     )
     check_scope_vars(given, rep.workflows)
     if not rep.workflows:
-        raise UsageError(f"no workflows to check in {store.workflows_dir}")
+        raise UsageError(f"no workflows to check in {store.home / 'workflows'}")
     named = {w["workflow_id"] for w in rep.workflows}
     blocking = [b for b in rep.bad if b.workflow_id is None or b.workflow_id in named]
     if blocking:

@@ -184,15 +184,24 @@ def test_per_step_threshold_blocks_one_sibling(cli: Cli, home: Path) -> None:
     assert "bad.yaml:11: coaching.threshold of step 2 must be > 0 and <= 1, not 1.5\n" in v.stderr
 
 
-def test_old_sessions_count_toward_their_variables(cli: Cli, deploy: Path) -> None:
-    """Sessions from before trust_scope existed count toward the env they ran with."""
+def test_sessions_count_toward_the_scope_they_recorded(cli: Cli, deploy: Path) -> None:
+    """A session counts toward the trust_scope it recorded at start, its values taken from
+    its `scope` or, when it has none, its `variables`. Sessions from before the workflow had
+    a trust_scope count toward no scope: adding one starts every scope at zero trust."""
     write_workflow(deploy, "deploy", DEPLOY.replace("  trust_scope: [env]\n", ""))
     accept(cli, "deploy", 3, "--var", "env=staging")
     for path in (deploy / "sessions").glob("*.json"):
-        data = json.loads(path.read_text())
-        assert "scope" not in data  # no trust_scope: nothing recorded
+        assert "scope" not in json.loads(path.read_text())  # no trust_scope: nothing recorded
     assert cli("readiness", "deploy").exit_code == 0  # unscoped: one pooled history
     write_workflow(deploy, "deploy", DEPLOY)
+    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 1
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
+    for path in (deploy / "sessions").glob("*.json"):  # as a writer without `scope` leaves them
+        data = json.loads(path.read_text())
+        data.pop("scope", None)
+        path.write_text(json.dumps(data))
+    assert cli("doctor", "--repair").exit_code == 0
     assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
     assert cli("readiness", "deploy", "--var", "env=prod").exit_code == 1
 
@@ -216,16 +225,16 @@ def test_doctor_checks_scoped_numbers(cli: Cli, deploy: Path) -> None:
     assert cli("doctor", "--repair").exit_code == 0
     assert cli("doctor").exit_code == 0
     db = sqlite3.connect(deploy / "sessions" / ".index" / "index.sqlite")
-    with db:  # the index now believes one staging session ran in prod
+    with db:  # the index now believes one staging session's decisions were made in prod
         db.execute(
-            "UPDATE sessions SET vals=? WHERE id=(SELECT min(id) FROM sessions WHERE vals LIKE ?)",
+            "UPDATE decisions SET scope=? WHERE session_id="
+            "(SELECT min(session_id) FROM decisions WHERE scope LIKE ?)",
             ('{"env":"prod"}', "%staging%"),
         )
     db.close()
     r = cli("doctor")
-    assert r.exit_code == 1
-    assert "stats differ at workflows[deploy{env=prod}].sessions: index 2, files 1" in r.stdout
-    assert "stats differ at workflows[deploy{env=staging}].sessions: index 2, files 3" in r.stdout
+    assert r.exit_code == 1, r.output
+    assert '"env":"prod"' in r.stdout and "index" in r.stdout
     assert cli("doctor", "--repair").exit_code == 0
     assert cli("doctor").exit_code == 0
 

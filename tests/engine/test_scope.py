@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coachctl.engine import history, scope
-from coachctl.engine.store import Store
+from coachctl.engine.stores import file_store
 from coachctl.errors import UsageError
+from coachctl.store.files import FileStore
 from tests.conftest import Cli, write_workflow
 
 WORKFLOW = """
@@ -27,6 +28,7 @@ coaching:
   min_decisions: 2
   window: {window}
   strict: {strict}
+  adopt_after: 10000  # learned suggestions are per step, shared by scopes: keep them out
 {scope}steps:
   - id: build
     run: make
@@ -70,7 +72,10 @@ def test_resolve_names_the_scope() -> None:
     )
 
 
-def _session(i: int, env: str, decisions: list[str], recorded: bool) -> dict[str, Any]:
+def _session(i: int, env: str, decisions: list[str], recorded: str) -> dict[str, Any]:
+    """`recorded`: "" a session from before its workflow had a trust_scope; "names" one that
+    recorded the trust_scope in its `coaching` but no `scope` (its variables say the value);
+    "full" one that recorded both, as `run` does now."""
     steps = [
         {"id": "build", "name": "build", "run": "make", "suggestion": "make"},
         {"id": "deploy", "name": "deploy", "run": "echo {{ env }}",
@@ -100,21 +105,31 @@ def _session(i: int, env: str, decisions: list[str], recorded: bool) -> dict[str
         "steps": steps,
         "decisions": rows,
         "variables": {"env": env, "region": "eu"},
-        "coaching": {"min_decisions": 2},
+        "coaching": {"min_decisions": 2, "adopt_after": 10000},
     }
-    if recorded:  # written after scopes existed; older sessions carry only `variables`
-        data["scope"] = {"env": env}
+    if recorded:
         data["coaching"]["trust_scope"] = ["env"]
+    if recorded == "full":
+        data["scope"] = {"env": env}
     return data
 
 
-def _home(root: Path, sessions: list[dict[str, Any]], text: str) -> Store:
-    root.mkdir()
-    write_workflow(root, "ship", text)
-    (root / "sessions").mkdir()
-    for data in sessions:
-        (root / "sessions" / f"{data['id']}.json").write_text(json.dumps(data))
-    return Store(root)
+def _unscoped(data: dict[str, Any]) -> dict[str, Any]:
+    """The same session as a workflow without trust_scope would have recorded it."""
+    out = json.loads(json.dumps(data))
+    out.pop("scope", None)
+    out["coaching"].pop("trust_scope", None)
+    return out
+
+
+def _home(root: Path, sessions: list[dict[str, Any]], text: str, index: bool = True) -> FileStore:
+    if not root.exists():
+        root.mkdir()
+        write_workflow(root, "ship", text)
+        (root / "sessions").mkdir()
+        for data in sessions:
+            (root / "sessions" / f"{data['id']}.json").write_text(json.dumps(data))
+    return file_store(root, use_index=index)
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +142,7 @@ HISTORY = st.lists(
     st.tuples(
         st.sampled_from(["staging", "prod", "dev"]),
         st.lists(st.sampled_from(DECISIONS), max_size=6),
-        st.booleans(),
+        st.sampled_from(["", "names", "full"]),
     ),
     max_size=12,
 )
@@ -136,37 +151,42 @@ HISTORY = st.lists(
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history_=HISTORY, window=st.integers(1, 8), strict=st.booleans())
 def test_scoped_history_is_the_union_of_unscoped_histories(
-    history_: list[tuple[str, list[str], bool]], window: int, strict: bool
+    history_: list[tuple[str, list[str], str]], window: int, strict: bool
 ) -> None:
+    """Each scope's numbers are exactly those of a home holding only that value's sessions,
+    unscoped; sessions that recorded no trust_scope count toward no scope."""
     sessions = [_session(i, env, ds, rec) for i, (env, ds, rec) in enumerate(history_)]
     fmt = {"window": window, "strict": str(strict).lower()}
     scoped_text = WORKFLOW.format(scope="  trust_scope: [env]\n", **fmt)
     plain_text = WORKFLOW.format(scope="", **fmt)
+    envs = sorted({env for env, _, rec in history_ if rec})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        scoped = _home(root / "scoped", sessions, scoped_text)
-        for full in (True, False):  # the full recomputation and the index agree on it too
-            rep = history.report(scoped, ["ship"], full=full)
+        for index in (False, True):  # the full recomputation and the index agree on it too
+            scoped = _home(root / "scoped", sessions, scoped_text, index)
+            rep = history.report(scoped, ["ship"])
             seen = {w["scope"]["env"]: w for w in rep.workflows}
-            envs = sorted({env for env, _, _ in history_})
             assert sorted(seen) == (envs or [None])
             for env in envs:
-                mine = [s for s in sessions if s["variables"]["env"] == env]
-                alone = _home(root / f"{env}-{full}", mine, plain_text)
-                (want,) = history.report(alone, ["ship"], full=full).workflows
+                mine = [
+                    _unscoped(s)
+                    for s in sessions
+                    if s["variables"]["env"] == env and s["coaching"].get("trust_scope")
+                ]
+                alone = _home(root / f"{env}-{index}", mine, plain_text, index)
+                (want,) = history.report(alone, ["ship"]).workflows
                 assert want["scope"] is None
                 assert _comparable(seen[env]) == _comparable(want)
-                one = history.report(scoped, ["ship"], full=full, given={"env": env},
-                                     one_scope=True).workflows  # fmt: skip
-                assert [_comparable(w) for w in one] == [_comparable(want)]
-                history.forget_index(alone)  # close its SQLite files: hypothesis makes many
-                shutil.rmtree(root / f"{env}-{full}")
-        history.forget_index(scoped)
+                one = history.report(scoped, ["ship"], given={"env": env}, one_scope=True)
+                assert [_comparable(w) for w in one.workflows] == [_comparable(want)]
+                alone.forget_index()  # close its SQLite files: hypothesis makes many
+                shutil.rmtree(root / f"{env}-{index}")
+            scoped.forget_index()
 
 
 def test_unscoped_numbers_do_not_change_with_values(tmp_path: Path) -> None:
     """Without a trust_scope every session counts once, whatever its variables."""
-    sessions = [_session(i, env, ["accept"] * 4, False) for i, env in
+    sessions = [_session(i, env, ["accept"] * 4, "") for i, env in
                 enumerate(["a", "b", "a", "c"])]  # fmt: skip
     store = _home(tmp_path / "h", sessions, WORKFLOW.format(scope="", window=50, strict="false"))
     (w,) = history.report(store, ["ship"]).workflows
@@ -234,7 +254,7 @@ def test_a_steps_own_rules_equal_a_workflow_written_with_them(
 ) -> None:
     """A step's own `coaching:` acts exactly as if the workflow's block said those values."""
     md, win, strict, th = base
-    sessions = [_session(i, "x", [d, d], False) for i, d in enumerate(decisions)]
+    sessions = [_session(i, "x", [d, d], "") for i, d in enumerate(decisions)]
     for data in sessions:  # the snapshot carries the step's own block as the file says it
         data["steps"][1]["coaching"] = dict(own)
     fields = {"md": md, "win": win, "strict": str(strict).lower(), "th": th}
@@ -252,12 +272,14 @@ def test_a_steps_own_rules_equal_a_workflow_written_with_them(
             "th": own.get("threshold", th),
         }
         written = _home(Path(tmp) / "b", sessions, OWN.format(own="", **merged))
-        for full in (True, False):
-            (a,) = history.report(with_own, ["ship"], full=full).workflows
-            (b,) = history.report(written, ["ship"], full=full).workflows
+        for index in (False, True):
+            with_own = _home(Path(tmp) / "a", sessions, "", index)
+            written = _home(Path(tmp) / "b", sessions, "", index)
+            (a,) = history.report(with_own, ["ship"]).workflows
+            (b,) = history.report(written, ["ship"]).workflows
             deploy_a = {k: v for k, v in a["steps"][1].items() if k != "rules"}
             assert deploy_a == b["steps"][1]
             if own:
                 assert a["steps"][1]["rules"] == b["rules"]
-        history.forget_index(with_own)
-        history.forget_index(written)
+            with_own.forget_index()
+            written.forget_index()
