@@ -29,7 +29,7 @@ def dump_session(session: Mapping[str, Any]) -> bytes:
     return ("{\n" + lines + "\n}\n").encode("utf-8")
 
 
-def parse_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
+def parse_session_bytes(data: bytes, path: Path | str) -> dict[str, Any]:
     """Parse a session file and refuse what this version cannot read correctly."""
     try:
         obj = json.loads(data)
@@ -46,7 +46,9 @@ def parse_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
     return obj
 
 
-def read_session_bytes(data: bytes, path: Path, derive: Derive) -> tuple[dict[str, Any], Derived]:
+def read_session_bytes(
+    data: bytes, path: Path | str, derive: Derive
+) -> tuple[dict[str, Any], Derived]:
     """Parse one session file and derive its rows; StateError (with the reason) when
     unreadable. The index and the full recomputation both read through here, so they agree
     on which files count."""
