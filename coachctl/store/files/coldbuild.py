@@ -177,7 +177,7 @@ class Workers:
         self.procs: dict[int, int] = {}  # read fd -> pid
         self.pids: list[int] = []
         self.finished = False
-        share = -(-len(ids) // n)
+        share = -(-len(ids) // max(n, 1))
         try:
             for k in range(n):
                 pid, r = _fork(folder, ids[k * share : (k + 1) * share], derive, now_ns)

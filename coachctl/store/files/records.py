@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,20 @@ def session_id_of(name: str) -> str | None:
     return sid if ID_RE.match(sid) else None
 
 
+# A C-level getter: a cold build turns a million row dicts into tuples.
+_DECISION_ROW = operator.itemgetter(
+    "session_id",
+    "pos",
+    "seq",
+    "workflow_id",
+    "step_id",
+    "suggestion",
+    "scope",
+    "kind",
+    "decided_at",
+)
+
+
 def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list[DecisionRow]]:
     """The index rows of a session: its trend numbers and its counted decisions."""
     status = data.get("status")
@@ -91,18 +106,4 @@ def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list
         derived["suggestions"],
         derived["folds"],
     )
-    drows: list[DecisionRow] = [
-        (
-            r["session_id"],
-            r["pos"],
-            r["seq"],
-            r["workflow_id"],
-            r["step_id"],
-            r["suggestion"],
-            r["scope"],
-            r["kind"],
-            r["decided_at"],
-        )
-        for r in derived["rows"]
-    ]
-    return srow, drows
+    return srow, list(map(_DECISION_ROW, derived["rows"]))
