@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import marshal
 import os
 import selectors
@@ -154,6 +155,7 @@ def _fork(folder: str, ids: Sequence[str], derive: Derive, now_ns: int) -> tuple
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent handles ^C
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # parent gone: die quietly
+            gc.disable()  # short-lived and cycle-free: the collector would only walk rows
             os.closerange(3, w)  # inherited locks and databases stay the parent's
             os.closerange(w + 1, 1 << 16)
             _work(folder, ids, derive, now_ns, w)

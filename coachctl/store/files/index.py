@@ -388,7 +388,11 @@ class Index:
         folder = str(self.store.sessions_dir)
         self.workers = coldbuild.worker_count(len(ids))
         # Forked before any lock is taken: a worker holds none of the parent's locks.
-        workers = coldbuild.Workers(folder, ids, self.derive, now_ns, self.workers)
+        try:
+            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, self.workers)
+        except OSError:  # no fork now (EAGAIN, ENOMEM): the same build in this process
+            self.workers = 0
+            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, 0)
         try:
             chunks = (
                 workers if self.workers else coldbuild.in_process(folder, ids, self.derive, now_ns)
@@ -400,13 +404,14 @@ class Index:
                     return None  # another process filled them meanwhile
                 for stmt in _INDEXES:
                     db.execute("DROP INDEX IF EXISTS " + stmt.split()[5])
-                clean = True
+                clean, read = True, 0
                 for srows, drows, bads, reads, unsure in chunks:
-                    self.reads += reads
+                    read += reads
                     clean &= not unsure
                     self._insert_chunk(db, srows, drows, bads)
                 for stmt in _INDEXES:
                     db.execute(stmt)
+            self.reads += read
             return clean
         except coldbuild.WorkerFailed:
             return None
