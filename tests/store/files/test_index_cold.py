@@ -188,6 +188,8 @@ def test_a_worker_killed_mid_build_costs_time_not_rows(
     idx = Index.open(store)
     try:
         idx.rebuild()
+        assert idx.workers == 2
+        assert idx.reads == N + 4  # the one-process build after the failure; counted once
         assert _dump(idx) == expected
     finally:
         idx.close()
