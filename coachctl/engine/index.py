@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 # sessions/ that tells a warm refresh nothing changed.
 INDEX_DIR = ".index"
 INDEX_FILE = "index.sqlite"
-SCHEMA = "2"
+SCHEMA = "3"  # 3: sessions.mode and sessions.auto_runs (for `report`)
 PENDING = "pending:"  # meta 'dir' of a stamp vouched for by writers, checked by listing
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 BATCH = 2000
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHO
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL, status TEXT, accepted INTEGER NOT NULL,
-    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
+    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1, mode TEXT,
+    auto_runs INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_wf ON sessions(workflow_id, id);
 CREATE TABLE IF NOT EXISTS decisions(
     session_id TEXT NOT NULL, seq INTEGER NOT NULL, workflow_id TEXT NOT NULL,
@@ -79,8 +80,8 @@ _NAMES = {"meta", "sessions", "sessions_wf", "decisions", "decisions_step", "bad
 
 # (session_id, seq, workflow_id, step_id, suggestion, kind, decided_at)
 DecisionRow = tuple[str, int, str, str, "str | None", str, str]
-# (id, workflow_id, status, accepted, suggestions)
-SessionRow = tuple[str, str, "str | None", int, int]
+# (id, workflow_id, status, accepted, suggestions, mode, auto_runs)
+SessionRow = tuple[str, str, "str | None", int, int, "str | None", int]
 
 
 class BadFile:
@@ -182,9 +183,11 @@ def extract(data: Mapping[str, Any]) -> tuple[SessionRow, list[DecisionRow]]:
     wf = str(data["workflow_id"])
     rows: list[DecisionRow] = []
     all_kinds: list[str] = []
+    auto_runs = 0
     for seq, d in enumerate(data.get("decisions") or []):
         if not isinstance(d, dict):
             continue
+        auto_runs += d.get("decided_by") == "auto"
         kind = metrics.classify(d)
         if kind is None:
             continue
@@ -205,13 +208,15 @@ def extract(data: Mapping[str, Any]) -> tuple[SessionRow, list[DecisionRow]]:
             )
         )
     c = metrics.counts(all_kinds)
-    status = data.get("status")
+    status, mode = data.get("status"), data.get("mode")
     session_row: SessionRow = (
         sid,
         wf,
         status if isinstance(status, str) else None,
         c["accepted"],
         c["suggestions"],
+        mode if isinstance(mode, str) else None,
+        auto_runs,
     )
     return session_row, rows
 
@@ -535,7 +540,7 @@ class Index:
         drows: list[DecisionRow] = []
         for data, mtime, size, ino in items:
             srow, rows = extract(data)
-            srows.append((srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino))
+            srows.append((*srow[:2], mtime, size, *srow[2:5], ino, *srow[5:]))
             drows.extend(rows)
         ids = [(r[0],) for r in srows]
         db.executemany("DELETE FROM sessions WHERE id=?", ids)
@@ -543,7 +548,7 @@ class Index:
         db.executemany("DELETE FROM bad WHERE id=?", ids)
         db.executemany(
             "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-            " suggestions, ino) VALUES(?,?,?,?,?,?,?,?)",
+            " suggestions, ino, mode, auto_runs) VALUES(?,?,?,?,?,?,?,?,?,?)",
             srows,
         )
         db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
@@ -563,8 +568,8 @@ class Index:
             self._drop(db, srow[0])
             db.execute(
                 "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-                " suggestions, ino) VALUES(?,?,?,?,?,?,?,?)",
-                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino),
+                " suggestions, ino, mode, auto_runs) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (*srow[:2], mtime, size, *srow[2:5], ino, *srow[5:]),
             )
             db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
         except BaseException:
@@ -712,11 +717,26 @@ class Index:
 
     def session_rows(self) -> dict[str, SessionRow]:
         return {
-            r[0]: (r[0], r[1], r[2], r[3], r[4])
+            r[0]: (r[0], r[1], r[2], r[3], r[4], r[5], r[6])
             for r in self.db.execute(
-                "SELECT id, workflow_id, status, accepted, suggestions FROM sessions"
+                "SELECT id, workflow_id, status, accepted, suggestions, mode, auto_runs"
+                " FROM sessions"
             )
         }
+
+    def session_series(
+        self, workflow_id: str, since_id: str = ""
+    ) -> list[tuple[str, str | None, int, int, int]]:
+        """(id, mode, accepted, suggestions, auto_runs) of a workflow's sessions, oldest
+        first, from `since_id` on (ids sort by start time): one indexed range query."""
+        return [
+            (r[0], r[1], r[2], r[3], r[4])
+            for r in self.db.execute(
+                "SELECT id, mode, accepted, suggestions, auto_runs FROM sessions"
+                " WHERE workflow_id=? AND id>=? ORDER BY id",
+                (workflow_id, since_id),
+            )
+        ]
 
     def decision_rows(self) -> dict[str, list[DecisionRow]]:
         out: dict[str, list[DecisionRow]] = {}
