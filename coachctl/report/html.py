@@ -70,6 +70,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .mode-coaching, .key.coaching { fill: var(--coaching); background: var(--coaching); }
 .mode-mixed, .key.mixed { fill: var(--mixed); background: var(--mixed); }
 .mode-auto, .key.auto { fill: var(--auto); background: var(--auto); }
+.when, td:first-child code { white-space: nowrap; }
 .legend { color: var(--muted); font-size: 12px; margin: 0 0 4px; }
 .key { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 10px; }
 .key.band { background: var(--band); } .key.rate { background: var(--accent); }
@@ -89,6 +90,13 @@ footer { margin-top: 30px; color: var(--muted); font-size: 12px; }
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0%}"
+
+
+def _when(ts: object) -> str:
+    """`2026-11-29T03:49:13.692229Z` as `2026-11-29 03:49`, the full time on hover."""
+    text = str(ts or "")
+    short = text[:16].replace("T", " ") if len(text) >= 16 else text
+    return f'<span class="when" title="{esc(text)}">{esc(short)}</span>'
 
 
 def _level(level: str) -> str:
@@ -212,7 +220,7 @@ def _changes(w: Mapping[str, Any]) -> str:
         return '<p class="muted">No level changes in this period.</p>'
     rows = [
         [
-            esc(c["ts"]),
+            _when(c["ts"]),
             _code(c["step_id"]) if c.get("step_id") else "<b>workflow</b>",
             _level(c["from"]) + " → " + _level(c["to"]),
         ]
@@ -259,7 +267,7 @@ def _recent(w: Mapping[str, Any]) -> str:
             rows.append(
                 [
                     _code(step_id),
-                    esc(d["decided_at"]),
+                    _when(d["decided_at"]),
                     esc(d["decided_by"]),
                     esc(d["decision"]),
                     esc(outcome),

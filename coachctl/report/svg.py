@@ -124,14 +124,10 @@ def trust_chart(workflow: Mapping[str, Any]) -> str:
             f'<text class="tick" x="{LEFT - 6}" y="{y}" dy="4" text-anchor="end">{v:.0%}</text>'
         )
     parts.append(axis.time_labels())
-    # The band and the line break where a point has no judged suggestion (rate unknown).
-    runs: list[list[Mapping[str, Any]]] = [[]]
-    for p in points:
-        if p.get("rate") is None:
-            runs.append([])
-        else:
-            runs[-1].append(p)
-    for run in (r for r in runs if r):
+    # A session with no judged suggestion (observation, a clean AUTO run) has no rate: the
+    # line goes from one judged point to the next (the modes chart shows the others).
+    judged = [p for p in points if p.get("rate") is not None]
+    for run in [judged] if judged else []:
         xs = [axis.x(_mid(p)) for p in run]
         if len(run) == 1:
             xs = [xs[0] - 3, xs[0] + 3]
