@@ -37,7 +37,7 @@ code { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace
 .card b { display: block; font-size: 22px; }
 .warn { color: var(--bad); }
 nav ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 6px 14px; }
-nav a { color: var(--accent); }
+a { color: var(--accent); }
 section.workflow { border-top: 2px solid var(--line); margin-top: 26px; padding-top: 16px; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0 10px; }
 th, td { text-align: left; vertical-align: top; padding: 4px 8px;

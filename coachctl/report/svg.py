@@ -18,6 +18,7 @@ WIDTH = 760
 TRUST_H = 240
 MODES_H = 130
 LEFT, RIGHT, TOP, BOTTOM = 44, 16, 14, 30
+PAD = 12  # keeps the first and last bar or dot off the axis labels
 MODE_ORDER = ("observation", "coaching", "mixed", "auto")
 
 
@@ -53,7 +54,7 @@ class _Axis:
 
     def x(self, when: datetime) -> float:
         frac = (when - self.lo).total_seconds() / self.span
-        return LEFT + min(max(frac, 0.0), 1.0) * (WIDTH - LEFT - RIGHT)
+        return LEFT + PAD + min(max(frac, 0.0), 1.0) * (WIDTH - LEFT - RIGHT - 2 * PAD)
 
     def y(self, value: float) -> float:
         return TOP + (1.0 - min(max(value, 0.0), 1.0)) * (self.height - TOP - BOTTOM)
@@ -63,7 +64,7 @@ class _Axis:
         base = self.height - BOTTOM + 16
         for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
             when = self.lo + timedelta(seconds=self.span * frac)
-            x = LEFT + frac * (WIDTH - LEFT - RIGHT)
+            x = LEFT + PAD + frac * (WIDTH - LEFT - RIGHT - 2 * PAD)
             text = when.strftime(self.fmt)
             out.append(
                 f'<text class="tick" x="{_num(x)}" y="{base}" text-anchor="{anchor}">{text}</text>'
