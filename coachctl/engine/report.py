@@ -10,6 +10,7 @@ stay a few indexed queries.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,9 @@ CLOSEST = 5  # steps listed as closest to AUTO
 MODES = ("observation", "coaching", "mixed", "auto")
 WEEK = timedelta(days=7)
 _CHUNK = 1 << 20
+# The ids coachctl makes: 8 base-36 digits of the start time in ms, '-', 4 random ones. A
+# session file someone named by hand has no start time to chart.
+TIMED_ID = re.compile(r"[0-9a-z]{8}-[0-9a-z]{4}\Z")
 
 # (id, mode, accepted, suggestions, auto_runs): what the index keeps per session
 Row = tuple[str, "str | None", int, int, int]
@@ -312,13 +316,15 @@ def gather(
     auto_last = auto_before = 0
     for w in rep.workflows:
         wf = str(w["workflow_id"])
-        rows = sessions.rows(wf, min(since_id, id_floor(floor)))
+        every = sessions.rows(wf, min(since_id, id_floor(floor)))
+        rows = [r for r in every if TIMED_ID.match(r[0])]
         auto_last += _auto_runs(rows, now - WEEK, now + timedelta(days=1))
         auto_before += _auto_runs(rows, four_weeks, four_weeks + WEEK)
         shown = [r for r in rows if r[0] >= since_id]
         item = dict(w)
         item["series"] = series(shown, since, now)
         item["sessions_shown"] = len(shown)
+        item["untimed_sessions"] = len(every) - len(rows)
         item["level_changes"] = changes.get(wf, [])
         item["corrections"] = corrections(store, wf)
         item["recent"] = recent_decisions(store, sessions.newest_ids(wf, RECENT_SESSIONS), since)

@@ -304,6 +304,12 @@ def workflow(w: Mapping[str, Any]) -> str:
             '<span class="key threshold"></span>threshold'
             '<span class="key change"></span>level change (hover for details)</p>',
             svg.trust_chart(w),
+            (
+                f'<p class="muted">{esc(w["untimed_sessions"])} sessions with hand-made ids '
+                "(no start time in the id) are counted above but not charted.</p>"
+                if w.get("untimed_sessions")
+                else ""
+            ),
             "<h3>Sessions by mode</h3>",
             '<p class="legend">'
             + "".join(f'<span class="key {m}"></span>{m}' for m in svg.MODE_ORDER)

@@ -214,3 +214,15 @@ def test_named_workflows_only_and_unknown_is_a_usage_error(cli: Cli) -> None:
     assert [w["workflow_id"] for w in data["workflows"]] == ["odd"]
     with pytest.raises(UsageError):
         gather(cli.home, "nope")
+
+
+def test_a_hand_named_session_is_counted_but_not_charted(cli: Cli, tmpl: dict[str, Any]) -> None:
+    rng = random.Random(8)
+    seed.write_session(cli.home, tmpl, NOW - timedelta(days=1), "coaching",
+                       [("accept", "ok")] * 3, rng)  # fmt: skip
+    data = dict(tmpl, id="my-old_run.1")
+    (cli.home / "sessions" / "my-old_run.1.json").write_text(json.dumps(data))
+    w = hello(gather(cli.home, since=NOW - timedelta(days=3)))
+    assert w["sessions"] == 2
+    assert (w["sessions_shown"], w["untimed_sessions"]) == (1, 1)
+    assert len(w["series"]) == 1
