@@ -281,6 +281,13 @@ def _recent(w: Mapping[str, Any]) -> str:
     return _table(head, rows, "recent", set())
 
 
+def _modes(w: Mapping[str, Any]) -> str:
+    if not w.get("series"):
+        return ""
+    keys = "".join(f'<span class="key {m}"></span>{m}' for m in svg.MODE_ORDER)
+    return f'<h3>Sessions by mode</h3><p class="legend">{keys}</p>{svg.modes_chart(w)}'
+
+
 def workflow(w: Mapping[str, Any]) -> str:
     wf = str(w["workflow_id"])
     rules = w["rules"]
@@ -310,11 +317,7 @@ def workflow(w: Mapping[str, Any]) -> str:
                 if w.get("untimed_sessions")
                 else ""
             ),
-            "<h3>Sessions by mode</h3>",
-            '<p class="legend">'
-            + "".join(f'<span class="key {m}"></span>{m}' for m in svg.MODE_ORDER)
-            + "</p>",
-            svg.modes_chart(w),
+            _modes(w),
             "<h3>Steps today</h3>",
             _steps(w),
             "<h3>Level changes</h3>",

@@ -17,6 +17,7 @@ from coachctl.engine.events import parse_time
 WIDTH = 760
 TRUST_H = 240
 MODES_H = 130
+EMPTY_H = 28
 LEFT, RIGHT, TOP, BOTTOM = 44, 16, 14, 30
 PAD = 12  # keeps the first and last bar or dot off the axis labels
 MODE_ORDER = ("observation", "coaching", "mixed", "auto")
@@ -106,14 +107,16 @@ def trust_chart(workflow: Mapping[str, Any]) -> str:
     changes: Sequence[Mapping[str, Any]] = workflow.get("level_changes") or []
     threshold = float(workflow.get("rules", {}).get("threshold", 0.85))
     label = f"Acceptance over time for {wf}"
+    empty = not points and not changes
     head = (
-        f'<svg class="chart trust" data-workflow="{esc(wf)}" viewBox="0 0 {WIDTH} {TRUST_H}" '
+        f'<svg class="chart trust" data-workflow="{esc(wf)}" '
+        f'viewBox="0 0 {WIDTH} {EMPTY_H if empty else TRUST_H}" '
         f'role="img" aria-label="{esc(label)}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{esc(label)}</title>"
     )
-    if not points and not changes:
+    if empty:
         return (
-            head + f'<text class="empty" x="{WIDTH // 2}" y="{TRUST_H // 2}" text-anchor="middle">'
+            head + f'<text class="empty" x="{LEFT}" y="{EMPTY_H // 2}" dy="4">'
             "no sessions in this period yet</text></svg>"
         )
     axis = _Axis(*domain(points, changes), TRUST_H)
