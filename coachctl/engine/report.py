@@ -64,8 +64,9 @@ def id_floor(when: datetime) -> str:
     return out.rjust(8, "0")
 
 
-def iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+def iso(when: datetime, timespec: str = "seconds") -> str:
+    """UTC ISO-8601 with Z; charts use milliseconds (sessions a second apart stay apart)."""
+    return when.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 # -- sources ---------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def _add_change(out: dict[str, list[dict[str, Any]]], line: bytes, since: dateti
     step = event.get("step_id")
     out.setdefault(wf, []).append(
         {
-            "ts": iso(when),
+            "ts": iso(when, "milliseconds"),
             "step_id": step if isinstance(step, str) else None,
             "from": str(event.get("from")),
             "to": str(event.get("to")),
@@ -261,8 +262,8 @@ def series(rows: Sequence[Row], start: datetime | None, end: datetime) -> list[d
             modes[key] = modes.get(key, 0) + 1
         out.append(
             {
-                "start": iso(t0),
-                "end": iso(t1),
+                "start": iso(t0, "milliseconds"),
+                "end": iso(t1, "milliseconds"),
                 "sessions": len(group),
                 "session_id": group[0][0] if len(group) == 1 else None,
                 "accepted": accepted,

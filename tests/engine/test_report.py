@@ -226,3 +226,18 @@ def test_a_hand_named_session_is_counted_but_not_charted(cli: Cli, tmpl: dict[st
     assert w["sessions"] == 2
     assert (w["sessions_shown"], w["untimed_sessions"]) == (1, 1)
     assert len(w["series"]) == 1
+
+
+def test_sessions_within_one_second_keep_their_own_place(cli: Cli, tmpl: dict[str, Any]) -> None:
+    """The README's journey makes sessions a fraction of a second apart: each keeps its x."""
+    from coachctl.report import svg
+
+    rng = random.Random(9)
+    for ms in (0, 300, 600):
+        seed.write_session(cli.home, tmpl, NOW + timedelta(milliseconds=ms), "coaching",
+                           [("accept", "ok")] * 3, rng)  # fmt: skip
+    w = hello(gather(cli.home, now=NOW + timedelta(seconds=1)))
+    assert len({p["start"] for p in w["series"]}) == 3
+    chart = svg.trust_chart(w)
+    dots = [part.split('"')[0] for part in chart.split('class="dot" cx="')[1:]]
+    assert len(set(dots)) == 3, dots
