@@ -7,6 +7,7 @@ elements: the browser shows them on hover without any JavaScript.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
@@ -189,8 +190,10 @@ def modes_chart(workflow: Mapping[str, Any]) -> str:
         return head + "</svg>"
     axis = _Axis(*domain(points, ()), MODES_H)
     top = max(int(p["sessions"]) for p in points)
-    slot = (WIDTH - LEFT - RIGHT) / max(len(points), 1)
-    bar = max(min(slot * 0.8, 28.0), 1.5)
+    # Bars stand at their time; as wide as the closest two allow, so none hides another.
+    xs = [axis.x(_mid(p)) for p in points]
+    gap = min((b - a for a, b in itertools.pairwise(xs)), default=WIDTH - LEFT - RIGHT)
+    bar = max(min(gap * 0.8, 28.0), 1.5)
     parts = [head, axis.time_labels()]
     parts.append(
         f'<text class="tick" x="{LEFT - 6}" y="{TOP}" dy="4" text-anchor="end">{top}</text>'
@@ -199,8 +202,8 @@ def modes_chart(workflow: Mapping[str, Any]) -> str:
         f'<text class="tick" x="{LEFT - 6}" y="{MODES_H - BOTTOM}" text-anchor="end">0</text>'
     )
     base = MODES_H - BOTTOM
-    for p in points:
-        x = axis.x(_mid(p)) - bar / 2
+    for p, mid in zip(points, xs, strict=True):
+        x = mid - bar / 2
         y = float(base)
         for mode in MODE_ORDER:
             n = int(p["modes"].get(mode, 0))
