@@ -7,7 +7,9 @@ more than importing click itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -56,9 +58,17 @@ class Settings:
         self.debug = debug
 
     def store(self) -> Any:
-        from coachctl.engine.store import Store, resolve_home
+        from coachctl.engine.home import resolve_home
+        from coachctl.engine.store import Store
 
         return Store(resolve_home(self.home_option), self.lock_timeout)
+
+
+def _check_lock_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A number of seconds to wait: `nan` would wait forever and `inf` is not a timeout."""
+    if not 0 <= value < float("inf"):  # also false for nan
+        raise click.BadParameter(f"{value} (expected a finite number of seconds >= 0)", ctx, param)
+    return value
 
 
 def debug_enabled() -> bool:
@@ -126,7 +136,31 @@ class QuickHelpCommand(click.Command):
         return quick_help_option(self, ctx)
 
 
-class LazyGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A group that names the command probably meant, whatever Click's version does."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command name says which one was probably meant (`stat` → `stats`)."""
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, self.list_commands(ctx), n=3)
+            hint = " or ".join(f"'{c}'" for c in close)
+            raise click.UsageError(
+                f"No such command '{name}'." + (f" Did you mean {hint}?" if hint else ""), ctx
+            )
+        return super().resolve_command(ctx, args)
+
+
+class LazyGroup(SuggestingGroup):
     """A group whose subcommands are imported on first use."""
 
     def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
@@ -188,6 +222,11 @@ class RootGroup(LazyGroup):
             return call(args, prog_name, complete_var, False, **extra)
         try:
             rv = call(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # Bare `coachctl` (or `coachctl corrections`): the whole help, as Click prints it
+            # (stderr, exit 2), not squashed into the one-line error below.
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.exceptions.ClickException as exc:
             ctx: Any = getattr(exc, "ctx", None)
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
@@ -199,16 +238,19 @@ class RootGroup(LazyGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from coachctl.errors import CoachctlError
+        from coachctl.errors import CoachctlError, stop_status
 
+        previous = _catch_stop_signals()
         try:
             return super().invoke(ctx)
         except CoachctlError as exc:
-            report(exc)
+            with contextlib.suppress(OSError):  # stderr may be a terminal that hung up
+                report(exc)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("coachctl: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            with contextlib.suppress(OSError):
+                click.echo("coachctl: interrupted", err=True)
+            ctx.exit(stop_status(exc))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
@@ -225,6 +267,30 @@ class RootGroup(LazyGroup):
                 err=True,
             )
             ctx.exit(1)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _catch_stop_signals() -> dict[int, Any]:
+    """SIGTERM and SIGHUP become `Stopped`, a KeyboardInterrupt: they pause a session the
+    same way Ctrl-C does (a second one interrupts that pause too). Returns what to restore."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame: object) -> None:
+        from coachctl.errors import Stopped
+
+        raise Stopped(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # `nohup coachctl …` asked for SIGHUP to be ignored: keep it so
+        previous[signum] = signal.signal(signum, stop)
+    return previous
 
 
 def report(exc: CoachctlError) -> None:
@@ -240,10 +306,14 @@ def report(exc: CoachctlError) -> None:
 
 def one_line(text: str) -> str:
     """Errors echo user input: never let it break the line or drive the terminal."""
-    return "".join(
-        " " if ch in "\n\r\t" else (f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 else ch)
-        for ch in text
-    )
+    from coachctl.errors import one_line as escape
+
+    return escape(text)
+
+
+def warn(message: str) -> None:
+    """A command's warning: one stderr line, escaped exactly as errors are."""
+    click.echo(one_line(f"coachctl: warning: {message}"), err=True)
 
 
 def _silence_stdout() -> None:
@@ -261,12 +331,14 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 @click.option(
     "--home",
     metavar="DIR",
-    envvar="COACHCTL_HOME",
+    # COACHCTL_HOME is read by engine.home, not by click: click takes an empty variable for
+    # an unset one, and COACHCTL_HOME='' must be refused rather than mean the current folder.
     help="Folder holding workflows/ and sessions/ [env COACHCTL_HOME; default: current dir].",
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=float,
+    callback=_check_lock_timeout,
     default=10.0,
     show_default=True,
     metavar="SECONDS",

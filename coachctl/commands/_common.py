@@ -82,7 +82,10 @@ def state_text(state: Mapping[str, Any]) -> str:
         if step.get("status") == "interrupted":
             lines.append("  ! interrupted while running: it may have run. Decide what to do.")
         elif step.get("status") == "failed":
-            lines.append("  ! the last attempt failed: accept to retry, correct, manual or skip.")
+            why = f" ({step['last_error']})" if step.get("last_error") else ""
+            lines.append(
+                f"  ! the last attempt failed{why}: accept to retry, correct, manual or skip."
+            )
         elif step.get("status") == "running":
             lines.append("  … running in another process")
         if step.get("instructions"):

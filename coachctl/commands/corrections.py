@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from coachctl.cli import SuggestingGroup
 from coachctl.commands._common import get_store
 from coachctl.commands._output import emit_rows, output_options, to_json
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 COLUMNS = ("workflow_id", "step_id", "base", "correction", "times", "adopted", "source", "stale")
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def corrections() -> None:
     """Correction packs: what people reported and corrected, and the suggestions learned.
 

@@ -43,25 +43,34 @@ def decide(
     from coachctl.errors import Interrupted, StepFailed
 
     store = get_store(ctx)
-    out = actions.decide(
-        store,
-        session,
-        decision,
-        correction=correction,
-        command=reported,
-        feedback=feedback,
-        step_guard=step_guard,
-        no_exec=no_exec,
-        stream=stream_to(fmt),
-    )
+    write = stream_to(fmt)
+    last = [b"\n"]
+
+    def stream(chunk: bytes) -> None:
+        write(chunk)
+        last[0] = chunk[-1:] or last[0]
+
+    try:
+        out = actions.decide(
+            store,
+            session,
+            decision,
+            correction=correction,
+            command=reported,
+            feedback=feedback,
+            step_guard=step_guard,
+            no_exec=no_exec,
+            stream=stream,
+        )
+    finally:
+        if last[0] != b"\n":  # the step's last line ends here, not in coachctl's next one
+            write(b"\n")
     if out.interrupted:
         raise Interrupted(
             f"interrupted: session {out.session.id} paused; continue with: "
-            f"coachctl resume {out.session.id}"
+            f"coachctl resume {out.session.id}",
+            out.exit_status,
         )
     print_state(actions.state(store, out.session), fmt)
     if out.failed and out.record is not None:
-        why = " (timed out)" if out.record.get("timed_out") else ""
-        raise StepFailed(
-            f"step {out.record['step_id']!r} failed: exit {out.record.get('exit_code')}{why}"
-        )
+        raise StepFailed(f"step {out.record['step_id']!r} failed: {actions.exit_words(out.record)}")

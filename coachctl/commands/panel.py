@@ -8,6 +8,7 @@ session and exits 130, so nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -45,7 +46,8 @@ def interact(ctx: click.Context, store: Store, session_id: str) -> None:
     try:
         panel.loop()
     except KeyboardInterrupt:
-        click.echo()  # leave the prompt's line before drive's "interrupted" message
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no output
+            click.echo()  # leave the prompt's line before drive's "interrupted" message
         raise
 
 
@@ -177,7 +179,9 @@ class Panel:
             self.echo((first if i == 0 else rest) + (self.style(line, **kw) if kw else line))
 
     def warn(self, text: str) -> None:
-        self.echo(self.style(text, fg="red"), err=True)
+        from coachctl.errors import one_line  # escaped exactly as the CLI's errors are
+
+        self.echo(self.style(one_line(text), fg="red"), err=True)
 
     # -- input -----------------------------------------------------------------------
 
@@ -382,7 +386,7 @@ class Panel:
     ) -> bool:
         """Make the decision, streaming a command's output; False if it was refused."""
         from coachctl.engine import actions
-        from coachctl.errors import CoachctlError
+        from coachctl.errors import CoachctlError, Stopped
 
         to_run = kwargs.get("correction") if decision == "correct" else step.get("command")
         if decision in ("accept", "correct") and to_run:
@@ -395,6 +399,7 @@ class Panel:
                 decision,
                 step_guard=str(step["id"]),
                 stream=out_stream,
+                terminal=True,
                 **kwargs,
             )
         except CoachctlError as exc:
@@ -403,9 +408,10 @@ class Panel:
         out_stream.close()
         rec = out.record or {}
         if out.interrupted:
-            self.echo()  # the terminal echoed ^C mid-line
-            self.echo(self.style("  interrupted: outcome recorded, session paused", fg="red"))
-            raise KeyboardInterrupt
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                self.echo()  # the terminal echoed ^C mid-line
+                self.echo(self.style("  interrupted: outcome recorded, session paused", fg="red"))
+            raise Stopped(out.exit_status - 128)
         if rec.get("executed"):
             took = _took(rec.get("duration"))
             if out.failed:
@@ -435,7 +441,9 @@ class Panel:
         # Like `drive`: one line per step; the output is kept in the session (`coachctl show`).
         out = actions.run_auto_steps(self.store, fresh, stream=None, progress=progress_line)
         if out.interrupted:
-            raise KeyboardInterrupt
+            from coachctl.errors import Stopped
+
+            raise Stopped(out.exit_status - 128)
 
     def finish(self, session: Session) -> None:
         from coachctl.engine import actions
@@ -479,13 +487,10 @@ def _took(duration: Any) -> str:
 
 
 def exit_text(rec: Mapping[str, Any]) -> str:
-    """`exit 3`, `timed out`, or `killed by signal 2` (subprocess gives -N for a signal)."""
-    code = rec.get("exit_code")
-    if rec.get("timed_out"):
-        return "timed out"
-    if isinstance(code, int) and code < 0:
-        return f"killed by signal {-code}"
-    return f"exit {code}"
+    """`exit 3`, `timed out`, `killed by signal 2`, or why it could not start."""
+    from coachctl.engine.actions import exit_words
+
+    return exit_words(rec)
 
 
 def _last_record(session: Session) -> Mapping[str, Any]:

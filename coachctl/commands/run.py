@@ -204,8 +204,11 @@ class Progress:
         ok = rec.get("outcome") != "failed"
         dur = rec.get("duration")
         took = f" {dur:.1f}s" if isinstance(dur, (int, float)) else ""
-        why = " timed out" if rec.get("timed_out") else f" exit {rec.get('exit_code')}"
-        verdict = "ok" if ok else f"FAILED ({why.strip()})"
+        from coachctl.engine.actions import exit_words
+
+        verdict = "ok" if ok else f"FAILED ({exit_words(rec)})"
+        if rec.get("outcome") == "interrupted":
+            verdict = "interrupted"
         click.echo(f"{verdict}{took}" if self.live else f"{head} {verdict}{took}", err=self.err)
         if not ok:
             tail = str(rec.get("output_tail") or "").rstrip("\n").splitlines()[-TAIL_LINES:]
@@ -225,13 +228,13 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
     session: `coachctl show`). `auto` stops at the first failure: the session is `failed`.
     """
     from coachctl.engine import actions
-    from coachctl.errors import Interrupted, StepFailed
+    from coachctl.errors import Interrupted, StepFailed, Stopped, stop_status
 
     try:
         out = actions.run_auto_steps(store, session, stream=None, progress=Progress(fmt))
         session = out.session
         if out.interrupted:
-            raise KeyboardInterrupt
+            raise Stopped(out.exit_status - 128)
         if interactive(no_input) and fmt == "text" and session.status == "active":
             from coachctl.commands.panel import interact
 
@@ -241,11 +244,15 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
         if out.failed:
             rec = out.record or {}
             raise StepFailed(
-                f"step {rec.get('step_id')!r} failed (exit {rec.get('exit_code')})"
+                f"step {rec.get('step_id')!r} failed ({actions.exit_words(rec)})"
                 + (f": session {session.id} failed" if session.status == "failed" else "")
             )
-    except KeyboardInterrupt:
-        actions.pause_quietly(store, session.id, "interrupted (Ctrl-C)")
+    except KeyboardInterrupt as exc:
+        status = stop_status(exc)
+        why = "Ctrl-C" if status == 130 else actions.signal_name(status - 128)
+        actions.pause_quietly(store, session.id, f"interrupted ({why})")
         raise Interrupted(
-            f"interrupted: session {session.id} paused; continue with: coachctl resume {session.id}"
+            f"interrupted: session {session.id} paused; "
+            f"continue with: coachctl resume {session.id}",
+            status,
         ) from None

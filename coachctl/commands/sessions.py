@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from coachctl.cli import warn
 from coachctl.commands._common import get_store, print_state
 from coachctl.commands._output import emit_rows, output_options, to_json
 
@@ -46,7 +47,7 @@ def sessions(
 
     rows, bad = actions.list_sessions(get_store(ctx), workflow=workflow, status=status, mode=mode)
     for line in bad:
-        click.echo(f"coachctl: warning: skipped {line}", err=True)
+        warn(f"skipped {line}")
     emit_rows(rows, SESSION_COLUMNS, fmt, table_format)
 
 

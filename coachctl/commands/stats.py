@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from coachctl.cli import warn
 from coachctl.commands._common import get_store
 from coachctl.commands._output import emit_rows, output_options
 
@@ -25,7 +26,7 @@ BY_CHOICES = ("workflow", "step")
 def warn_unreadable(bad: Sequence[Any]) -> None:
     """One stderr line per unreadable session file, naming it (they are left out)."""
     for b in bad:
-        click.echo(f"coachctl: warning: left out {b.reason}", err=True)
+        warn(f"left out {b.reason}")
 
 
 def workflow_rows(objects: Sequence[Mapping[str, Any]], by: str) -> list[dict[str, Any]]:
@@ -63,7 +64,7 @@ def stats(
         raise UsageError(f"invalid --by: {by} (expected workflow or step)")
     rep = history.report(get_store(ctx), workflows)
     for line in rep.warnings:
-        click.echo(f"coachctl: warning: {line}", err=True)
+        warn(line)
     warn_unreadable(rep.bad)
     if fmt == "json":
         emit_rows([], (), fmt, json_obj=rep.to_json())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from coachctl.cli import warn
 from coachctl.commands._common import get_store
 from coachctl.commands._output import emit_rows, output_options
 
@@ -58,7 +59,7 @@ def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
         try:
             wf = load_workflow(path)
         except CoachctlError as exc:
-            click.echo(f"coachctl: warning: {exc}", err=True)
+            warn(str(exc))
             rows.append({"workflow_id": path.stem, "name": "(invalid)", "path": str(path)})
             continue
         m = history.workflow_metrics(store, wf)

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from coachctl.engine import session as sm
 from coachctl.engine.session import Session
 from coachctl.engine.store import Store, new_session_id
-from coachctl.errors import CoachctlError, ConflictError, StorageError, UsageError
+from coachctl.errors import (
+    CoachctlError,
+    ConflictError,
+    OutcomeNotSaved,
+    StorageError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from coachctl.engine.executor import ExecResult
@@ -45,6 +51,12 @@ class Outcome:
     @property
     def interrupted(self) -> bool:
         return self.result is not None and self.result.interrupted
+
+    @property
+    def exit_status(self) -> int:
+        """What coachctl exits with after an interrupted run: 128 + the signal (130: Ctrl-C)."""
+        sig = self.result.signal if self.result is not None else None
+        return 128 + (sig or 2)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -93,7 +105,9 @@ def warn(message: str) -> None:
         return
     import sys
 
-    sys.stderr.write(message.replace("\n", " ") + "\n")
+    from coachctl.errors import one_line
+
+    sys.stderr.write(one_line(message) + "\n")
     sys.stderr.flush()
 
 
@@ -221,8 +235,12 @@ def decide(
     no_exec: bool = False,
     stream: Stream | None = None,
     decided_by: str | None = None,
+    terminal: bool = False,
 ) -> Outcome:
-    """One decision on the current step (CONTRACT §3), start to finish."""
+    """One decision on the current step (CONTRACT §3), start to finish.
+
+    `terminal`: the command gets the person's terminal (the panel); else stdin is /dev/null.
+    """
     if decision == "correct" and not (correction or "").strip():
         raise UsageError("'correct' needs --correction CMD (the command to run instead)")
     if decision != "correct" and correction is not None:
@@ -257,7 +275,7 @@ def decide(
         token = sm.mark_running(session, step, decision, to_run)
         store.save_raw(session.to_dict())
     try:
-        result = _execute(session, step, to_run, stream)
+        result = _execute(session, step, to_run, stream, terminal)
     except KeyboardInterrupt:
         # Only possible before the executor took over SIGINT: the command never started.
         _abandon(store, sid, token)
@@ -266,7 +284,11 @@ def decide(
 
 
 def _execute(
-    session: Session, step: Mapping[str, Any], command: str, stream: Stream | None
+    session: Session,
+    step: Mapping[str, Any],
+    command: str,
+    stream: Stream | None,
+    terminal: bool = False,
 ) -> ExecResult:
     from coachctl.engine.executor import run_command
 
@@ -276,6 +298,7 @@ def _execute(
         timeout=float(timeout) if timeout else None,
         stream=stream,
         env=_step_env(session, step),
+        terminal=terminal,
     )
 
 
@@ -299,14 +322,64 @@ def _finish(
     by: str,
     result: ExecResult,
 ) -> Outcome:
-    """Second lock: record the outcome of a run we marked, unless someone took the step."""
+    """Second lock: record the outcome of a run we marked, unless someone took the step.
+
+    The command has run: if its outcome cannot be saved now (disk full, the home gone, the
+    lock not had), say so plainly, so that a script does not retry and run it twice. Our
+    running mark stays behind, and once this process is gone it reads as interrupted.
+    """
+    from coachctl.engine.executor import signals_deferred
+
+    try:
+        with signals_deferred():
+            return _record_run(store, sid, token, step, decision, command, feedback, by, result)
+    except (CoachctlError, OSError) as exc:
+        ran = (
+            f"ran ({exit_words(vars_of(result))})"
+            if result.error is None
+            else f"could not start ({result.error})"
+        )
+        reason = exc.message if isinstance(exc, CoachctlError) else f"{exc.strerror or exc}"
+        raise OutcomeNotSaved(
+            f"the command {ran} but its outcome was not recorded: the step is interrupted; "
+            f"check before deciding again (session {sid}: {reason})"
+        ) from None
+
+
+def vars_of(result: ExecResult) -> dict[str, Any]:
+    return {"exit_code": result.exit_code, "timed_out": result.timed_out, "error": result.error}
+
+
+def exit_words(rec: Mapping[str, Any]) -> str:
+    """How an attempt ended, for people: `exit 3`, `timed out`, `killed by signal 9`, or
+    why it could not start (`cannot start: Argument list too long`), never `exit None`."""
+    if rec.get("error"):
+        return str(rec["error"])
+    if rec.get("timed_out"):
+        return "timed out"
+    code = rec.get("exit_code")
+    if isinstance(code, int) and code < 0:
+        return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+def _record_run(
+    store: Store,
+    sid: str,
+    token: str,
+    step: dict[str, Any],
+    decision: str,
+    command: str,
+    feedback: str | None,
+    by: str,
+    result: ExecResult,
+) -> Outcome:
     with store.lock(sid):
         session = Session.from_dict(store.load_raw(sid))
         if not session.running or session.running.get("token") != token:
-            raise ConflictError(
-                f"session {sid} changed while step {step['id']!r} ran: its outcome "
-                f"(exit {result.exit_code}) was not recorded"
-            )
+            raise ConflictError(f"session {sid} changed while step {step['id']!r} ran")
+        outcome = "interrupted" if result.interrupted else "ok" if result.ok else "failed"
+        stopped = signal_name(result.signal) if result.signal is not None else None
         record = sm.record_decision(
             session,
             step,
@@ -315,19 +388,31 @@ def _finish(
             feedback=feedback,
             decided_by=by,
             exit_code=result.exit_code,
-            outcome="ok" if result.ok else "failed",
+            outcome=outcome,
             duration=result.duration,
             output_tail=result.output_tail,
             executed=True,
             timed_out=result.timed_out,
+            error=result.error,
+            stopped_by=stopped,
         )
         events = _decision_events(session, record)
         if result.interrupted:
+            reason = "interrupted (Ctrl-C)" if stopped == "SIGINT" else f"interrupted ({stopped})"
             if session.status == "active":
-                sm.pause(session, "interrupted (Ctrl-C)")
+                sm.pause(session, reason)
             events.append(event("session_paused", session, reason="interrupted"))
         commit(store, session, events)
     return Outcome(session, record, result)
+
+
+def signal_name(sig: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def _abandon(store: Store, sid: str, token: str) -> None:
@@ -398,8 +483,8 @@ def run_auto_steps(
             return outcome
         if session.running is not None:
             return outcome  # interrupted or running elsewhere: a person decides
-        if session.last_attempt_failed():
-            return outcome  # a step that failed is never retried unasked (resume, panel)
+        if session.last_attempt_failed() or session.step_interrupted():
+            return outcome  # a step that failed or was stopped is never retried unasked
         if session.mode == "mixed" and history.step_level(store, session, step) != "AUTO":
             return outcome
         if not step.get("command"):
@@ -512,7 +597,8 @@ def state(store: Store, session: Session) -> dict[str, Any]:
     step_obj: dict[str, Any] | None = None
     if step is not None and session.status not in ("completed", "cancelled"):
         running = session.running_state()
-        status = running or ("failed" if session.last_attempt_failed() else "pending")
+        last = session.last_outcome()
+        status = running or (last if last in ("failed", "interrupted") else "pending")
         step_obj = {
             "index": session.cursor,
             "id": step["id"],
@@ -522,6 +608,7 @@ def state(store: Store, session: Session) -> dict[str, Any]:
             "level": history.step_level(store, session, step),
             "status": status,
             "max_level": step.get("max_level"),
+            "last_error": _last_error(session) if status == "failed" else None,
         }
     c = session_counts(session)
     return {
@@ -546,6 +633,15 @@ def state(store: Store, session: Session) -> dict[str, Any]:
         },
         "pause_reason": session.pause_reason,
     }
+
+
+def _last_error(session: Session) -> str | None:
+    """Why the last attempt at the current step could not even start (E2BIG…), if so."""
+    for d in reversed(session.decisions):
+        if d.get("cursor") == session.cursor:
+            error = d.get("error")
+            return error if isinstance(error, str) else None
+    return None
 
 
 def list_sessions(

@@ -17,8 +17,11 @@ from coachctl.engine.store import Store
 from coachctl.errors import UsageError
 
 POLL_SECONDS = 0.2
-_AGO_RE = re.compile(r"(\d+)([smhdw])\Z")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_AGO_RE = re.compile(r"([0-9]+)([smhdw])\Z")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: The longest `--since` age: 100 years. Events are never older; a longer age is a typo, and
+#: an unbounded one overflows the date arithmetic.
+MAX_AGE_DAYS = 36525
 
 
 def parse_time(text: str) -> datetime | None:
@@ -28,19 +31,25 @@ def parse_time(text: str) -> datetime | None:
         raw = raw[:-1] + "+00:00"
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:59:59-01:00 is after year 9999
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`--since`: an ISO-8601 time (`2024-05-01T12:00:00Z`) or an age (`15m`, `2h`, `7d`)."""
     match = _AGO_RE.match(text.strip())
     if match:
+        digits, unit = match.groups()
+        seconds = int(digits) * _UNIT_SECONDS[unit] if len(digits) <= 12 else None
+        if seconds is None or seconds > MAX_AGE_DAYS * 86400:
+            raise UsageError(
+                f"invalid --since: {text!r} (an age is at most 100 years: {MAX_AGE_DAYS}d)"
+            )
         now = now or datetime.now(timezone.utc)
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return now - timedelta(seconds=seconds)
     value = parse_time(text)
     if value is None:
         raise UsageError(

@@ -181,7 +181,7 @@ def _kind(d: Mapping[str, Any]) -> str | None:
         return "observed"
     if (
         d.get("decision") == "correct"
-        and d.get("outcome") != "failed"
+        and d.get("outcome") not in ("failed", "interrupted")
         and d.get("decided_by") != "auto"
     ):
         return "corrected"

@@ -116,8 +116,8 @@ def classify(decision: Mapping[str, Any]) -> str | None:
     says something; a success adds nothing (CONTRACT §5). In an observation session
     nothing was proposed, so a report there teaches a command but judges no suggestion.
     """
-    if decision.get("mode") == "observation":
-        return None
+    if decision.get("mode") == "observation" or decision.get("outcome") == "interrupted":
+        return None  # a command the person stopped is neither accepted nor failed (§3)
     failed = decision.get("outcome") == "failed"
     if decision.get("decided_by") == "auto":
         return "failed" if failed else None

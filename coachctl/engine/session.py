@@ -75,6 +75,81 @@ def pid_alive(pid: int, start: str | None) -> bool:
     return True
 
 
+_HERE: dict[str, Any] | None = None
+
+
+def here() -> dict[str, Any]:
+    """Who this process is, in the terms a running mark records (read once per process).
+
+    `boot_id` names this kernel's boot, `pid_ns` the pid namespace (a container has its own):
+    with both equal, a pid in the mark means the same process table as ours. `machine_id`
+    and `host` are for people reading the mark. A field is None where it cannot be read
+    (no /proc: macOS, BSD); such a mark cannot be checked anywhere.
+    """
+    global _HERE
+    if _HERE is None:
+        try:
+            pid_ns: int | None = os.stat("/proc/self/ns/pid").st_ino
+        except OSError:
+            pid_ns = None
+        _HERE = {
+            "host": _hostname(),
+            "machine_id": _first_line("/etc/machine-id", "/var/lib/dbus/machine-id"),
+            "boot_id": _first_line("/proc/sys/kernel/random/boot_id"),
+            "pid_ns": pid_ns,
+        }
+    return dict(_HERE)
+
+
+def _hostname() -> str:
+    try:
+        return os.uname().nodename
+    except (AttributeError, OSError):  # pragma: no cover - every POSIX system has uname
+        return "unknown"
+
+
+def _first_line(*paths: str) -> str | None:
+    for path in paths:
+        try:
+            with open(path, encoding="ascii", errors="replace") as fh:
+                line = fh.readline().strip()
+        except OSError:
+            continue
+        if line:
+            return line
+    return None
+
+
+def mark_state(
+    mark: Mapping[str, Any],
+    where: Mapping[str, Any] | None = None,
+    alive: Any = pid_alive,
+) -> str:
+    """'running' or 'interrupted': what a running mark means to the process at `where`.
+
+    'running' only when this machine can check the mark and its process is the one that
+    wrote it: same boot of the same kernel (`boot_id`), same pid namespace, the pid alive
+    with the recorded start time. Anything else (another host or container, a mark written
+    without /proc, an older mark without those fields) is 'interrupted': it may have run,
+    a person decides, nothing runs it again by itself. A store that can tell better (a lease
+    held by the runner) answers before this fallback.
+    """
+    where = here() if where is None else where
+    pid = mark.get("pid")
+    start = mark.get("pid_start")
+    if not isinstance(pid, int) or not isinstance(start, str):
+        return "interrupted"
+    checkable = (
+        mark.get("boot_id") is not None
+        and mark.get("pid_ns") is not None
+        and mark.get("boot_id") == where.get("boot_id")
+        and mark.get("pid_ns") == where.get("pid_ns")
+    )
+    if not checkable:
+        return "interrupted"
+    return "running" if alive(pid, start) and process_start_time(pid) == start else "interrupted"
+
+
 class Session:
     """One run of a workflow; `to_dict` is exactly the JSON file (CONTRACT §3).
 
@@ -209,10 +284,28 @@ class Session:
         """'running' (a live process has it), 'interrupted' (its process died), or None."""
         if not self.running:
             return None
-        pid = self.running.get("pid")
-        if isinstance(pid, int) and pid_alive(pid, self.running.get("pid_start")):
-            return "running"
-        return "interrupted"
+        return mark_state(self.running)
+
+    def last_outcome(self) -> str | None:
+        """The outcome of the last attempt at the current step (`failed`, `interrupted`…)."""
+        step = self.current_step
+        if step is None:
+            return None
+        for d in reversed(self.decisions):
+            if d.get("cursor") == self.cursor and d.get("step_id") == step["id"]:
+                outcome = d.get("outcome")
+                return outcome if isinstance(outcome, str) else None
+            if d.get("step_id") != step["id"]:
+                break
+        return None
+
+    def step_interrupted(self) -> bool:
+        """Was the current step interrupted (a dead runner's mark, or a stopped command)?"""
+        if self.running is not None and self.running.get("cursor") == self.cursor:
+            if self.running_state() == "interrupted":
+                return True
+            return bool(self.running.get("after_interrupted"))  # our run of such a step
+        return self.last_outcome() == "interrupted"
 
 
 # -- transitions ------------------------------------------------------------------------
@@ -275,7 +368,7 @@ def check_decidable(
             f"step {session.running.get('step_id')!r} of session {session.id} is running "
             f"(pid {session.running.get('pid')}): wait for it to finish"
         )
-    if state == "interrupted" and by_auto:
+    if by_auto and session.step_interrupted():
         raise StateError(
             f"step {step['id']!r} was interrupted while running (it may have run): "
             "a person must decide it"
@@ -296,16 +389,20 @@ def check_decidable(
 def mark_running(session: Session, step: dict[str, Any], decision: str, command: str) -> str:
     """Mark the step running by this process; the token proves it is ours on return."""
     token = os.urandom(8).hex()
+    after_interrupted = session.step_interrupted()
     session.running = {
         "step_id": step["id"],
         "cursor": session.cursor,
         "decision": decision,
         "command": command,
+        **here(),
         "pid": os.getpid(),
         "pid_start": process_start_time(os.getpid()),
         "started_at": utcnow(),
         "token": token,
     }
+    if after_interrupted:
+        session.running["after_interrupted"] = True
     session.updated_at = utcnow()
     return token
 
@@ -324,11 +421,15 @@ def record_decision(
     output_tail: str | None = None,
     executed: bool = False,
     timed_out: bool = False,
+    error: str | None = None,
+    stopped_by: str | None = None,
 ) -> dict[str, Any]:
-    """Append the decision and move the cursor as CONTRACT §3's table says."""
-    interrupted = session.running_state() == "interrupted" and (
-        session.running is not None and session.running.get("cursor") == session.cursor
-    )
+    """Append the decision and move the cursor as CONTRACT §3's table says.
+
+    A failed or `interrupted` outcome keeps the cursor at the step; a decision taken on a
+    step that was interrupted (it may have run) says so with `after_interrupted`.
+    """
+    interrupted = session.step_interrupted()
     record: dict[str, Any] = {
         "step_id": step["id"],
         "cursor": session.cursor,
@@ -349,11 +450,15 @@ def record_decision(
         record["output_tail"] = output_tail
     if timed_out:
         record["timed_out"] = True
+    if error is not None:
+        record["error"] = error
+    if stopped_by is not None:
+        record["stopped_by"] = stopped_by
     if interrupted:
         record["after_interrupted"] = True
     session.decisions.append(record)
     session.running = None
-    if outcome != "failed":
+    if outcome not in ("failed", "interrupted"):
         session.cursor += 1
         if session.cursor >= len(session.steps):
             session.status = "completed"

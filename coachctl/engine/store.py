@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -146,11 +147,12 @@ def _flock(path: str, timeout: float) -> int | None:
         os.close(fd)  # the file was replaced while we waited: lock the one there now
 
 
-def _os_reason(exc: OSError) -> str:
+def _os_reason(exc: OSError, reading: bool = False) -> str:
+    """Why a file operation failed, in words; a denied read is not called "read-only?"."""
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "permission denied (read-only?)"
+        return "permission denied" if reading else "permission denied (read-only?)"
     return exc.strerror or str(exc)
 
 
@@ -188,8 +190,8 @@ class Store:
             names = os.listdir(self.sessions_dir)
         except FileNotFoundError:
             return []
-        except OSError as exc:
-            raise StorageError(f"cannot read {self.sessions_dir}: {_os_reason(exc)}") from exc
+        except OSError as exc:  # a read failure: exit 2 (readiness fails closed, never "not ready")
+            raise StateError(f"cannot read {self.sessions_dir}: {_os_reason(exc, True)}") from exc
         ids = [
             n[: -len(SESSION_SUFFIX)]
             for n in names
@@ -200,7 +202,7 @@ class Store:
     def resolve(self, ref: str) -> str:
         """A full id or a unique prefix (>= 4 chars) → the id; refuses traversal (exit 2)."""
         check_id(ref, "session reference")
-        if self.session_path(ref).is_file():
+        if self.exists(ref):
             return ref
         if len(ref) < MIN_PREFIX:
             raise SessionNotFound(
@@ -266,7 +268,7 @@ class Store:
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symlink could show a file from outside the home
                 raise StateError(f"unreadable session file {path}: a symlink (refused)") from None
-            raise StateError(f"cannot read {path}: {_os_reason(exc)}") from exc
+            raise StateError(f"cannot read {path}: {_os_reason(exc, True)}") from exc
         obj = parse_session_bytes(data, path)
         if obj["id"] != session_id:
             # Saving it would write another session's file (its id names the file).
@@ -289,7 +291,14 @@ class Store:
             return None
 
     def exists(self, session_id: str) -> bool:
-        return self.session_path(session_id).is_file()
+        """A session file of that id; a name too long for the filesystem names none."""
+        try:
+            return stat.S_ISREG(os.stat(self.session_path(session_id)).st_mode)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+                return False
+            reason = _os_reason(exc, True)
+            raise StateError(f"cannot read {self.sessions_dir}: {reason}") from exc
 
     # -- events ------------------------------------------------------------------------
 
@@ -334,7 +343,7 @@ class Store:
         except FileNotFoundError:
             return [], offset
         except OSError as exc:
-            raise StateError(f"cannot read {self.events_path}: {_os_reason(exc)}") from exc
+            raise StateError(f"cannot read {self.events_path}: {_os_reason(exc, True)}") from exc
         end = data.rfind(b"\n") + 1
         events: list[dict[str, Any]] = []
         for line in data[:end].splitlines():

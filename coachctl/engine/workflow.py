@@ -7,6 +7,7 @@ Pure engine code: no printing, no click; it returns data or raises `coachctl.err
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from coachctl.engine.shellscan import unsafe_placeholder
 from coachctl.errors import UsageError, WorkflowError
 
 if TYPE_CHECKING:  # only for annotations: `import yaml` stays lazy (keeps `--help` fast)
@@ -191,6 +193,15 @@ class _Checker:
             return "empty (null)"
         return names.get(node.tag, f"a value tagged {node.tag}")
 
+    def flow_hint(self, node: Node) -> str:
+        """`run: {{ cmd }}` is a YAML mapping, not a template: say how to write it."""
+        from yaml.nodes import MappingNode
+
+        flow = isinstance(node, MappingNode) and node.flow_style and node.value
+        if flow and isinstance(node.value[0][0], MappingNode):  # `{{ name }}`: a mapping key
+            return f" ({QUOTE_HINT})"
+        return ""
+
     def is_null(self, node: Node) -> bool:
         from yaml.nodes import ScalarNode
 
@@ -204,7 +215,9 @@ class _Checker:
 
         self.visit(node)
         if not isinstance(node, ScalarNode) or node.tag not in tags:
-            self.fail(node, f"{what} must be {expected}, not {self.describe(node)}")
+            self.fail(
+                node, f"{what} must be {expected}, not {self.describe(node)}{self.flow_hint(node)}"
+            )
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError) as exc:  # e.g. an int with 5000 digits
@@ -262,7 +275,12 @@ class _Checker:
                 self.fail(
                     value_node,
                     f"variable '{name}' must be a string, number, boolean or null, "
-                    f"not {self.describe(value_node)}",
+                    f"not {self.describe(value_node)}{self.flow_hint(value_node)}",
+                )
+            if "\0" in value_node.value:  # what every `run` would refuse, refused up front
+                self.fail(
+                    value_node,
+                    f"variable '{name}' contains a NUL byte, which a shell argument cannot hold",
                 )
             if value_node.tag == _NULL:
                 result[name] = None
@@ -314,7 +332,7 @@ class _Checker:
                     self.fail(value_node, f"{what} must be > 0 seconds, not {value_node.value}")
                 values[key] = timeout
             elif key == "max_level":
-                level = self.text(value_node, what)
+                level = self.text(value_node, what).upper()  # `max_level: coaching` too
                 if level not in LEVELS:
                     self.fail(
                         value_node, f"{what} must be one of {', '.join(LEVELS)}, not '{level}'"
@@ -355,7 +373,7 @@ class _Checker:
                         f"(declared: {known})",
                     )
             if key == "run":
-                problem = _unsafe_placeholder(template)
+                problem = unsafe_placeholder(template, TEMPLATE_RE)
                 if problem is not None:
                     self.fail(node, f"run of step '{step.id}': {problem}")
 
@@ -387,7 +405,8 @@ def _compose(path: str, text: str) -> Node | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "invalid YAML"
-        raise WorkflowError(f"{path}:{line}: invalid YAML: {problem}") from None
+        hint = _quote_hint(problem, text, mark.line if mark is not None else -1)
+        raise WorkflowError(f"{path}:{line}: invalid YAML: {problem}{hint}") from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         raise WorkflowError(f"{path}:{line}: invalid YAML: {exc.reason}") from None
@@ -396,6 +415,37 @@ def _compose(path: str, text: str) -> Node | None:
     except RecursionError:  # the pure-Python composer on very deep nesting
         raise WorkflowError(f"{path}:1: invalid YAML: nested too deeply") from None
     return node
+
+
+QUOTE_HINT = (
+    "quote the value: one that starts with {{ is read as a YAML mapping; "
+    'e.g. run: "{{ tool }} --now"'
+)
+#: `key: {{ ...`: a plain value that YAML reads as a flow mapping (of a mapping).
+_FLOW_START_RE = re.compile(r"^\s*(?:-\s+)?(?:[^\s#'\"][^:#]*:\s+)?\{\{")
+#: `key: "a b" c`: a quoted string followed by more text on the line.
+_PART_QUOTED_RE = re.compile(r"^\s*(?:-\s+)?(?:[^\s#'\"][^:#]*:\s+)?(\"[^\"]*\"|'[^']*')\s*[^\s#]")
+
+
+def _quote_hint(problem: str, text: str, index: int) -> str:
+    """The likely cause of a YAML error in a workflow, and its fix (quoting), when known.
+
+    A person writing `run: echo a: b` or `run: {{ tool }} --now` meant a string; YAML read a
+    mapping. Only these shapes get the hint, so it never misleads on other errors.
+    """
+    if problem.startswith("mapping values are not allowed"):
+        return " (quote the value: a ': ' in it starts a YAML mapping; e.g. run: \"echo a: b\")"
+    lines = text.splitlines()
+    for i in (index, index - 1):  # the mark may sit on the line after the value
+        if 0 <= i < len(lines):
+            if _FLOW_START_RE.match(lines[i]):
+                return f" ({QUOTE_HINT})"
+            if _PART_QUOTED_RE.match(lines[i]):
+                return (
+                    " (quote the value whole: a quoted part must be all of it; "
+                    "e.g. run: 'echo \"a b\" c')"
+                )
+    return ""
 
 
 def load_workflow(path: str | os.PathLike[str]) -> Workflow:
@@ -480,17 +530,26 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
 def find_workflows(home: Path) -> list[Path]:
     """The home's workflow files (`workflows/*.yaml|*.yml`), sorted by file name."""
     folder = Path(home) / "workflows"
-    if not folder.is_dir():
-        return []
     root = os.path.realpath(home)
-    found = [
-        p
-        for p in folder.iterdir()
-        if p.suffix in (".yaml", ".yml")
-        and p.is_file()
-        and os.path.commonpath([os.path.realpath(p), root]) == root
-    ]
+    try:
+        if not folder.is_dir():
+            return []
+        found = [
+            p
+            for p in folder.iterdir()
+            if p.suffix in (".yaml", ".yml")
+            and p.is_file()
+            and os.path.commonpath([os.path.realpath(p), root]) == root
+        ]
+    except OSError as exc:  # exit 2: `readiness` must fail closed, never say "not ready"
+        raise UsageError(f"cannot read {folder}: {_reason(exc)}") from None
     return sorted(found, key=lambda p: p.name)
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
 
 
 def resolve_workflow_path(ref: str, home: Path) -> Path:
@@ -504,7 +563,13 @@ def resolve_workflow_path(ref: str, home: Path) -> Path:
     if ID_RE.match(ref):
         for suffix in (".yaml", ".yml"):
             candidate = Path(home) / "workflows" / f"{ref}{suffix}"
-            if candidate.is_file():
+            try:
+                found = candidate.is_file()
+            except OSError as exc:  # e.g. workflows/ without search permission
+                if exc.errno != errno.ENAMETOOLONG:  # too long to be a file: no such workflow
+                    raise UsageError(f"cannot read {candidate.parent}: {_reason(exc)}") from None
+                found = False
+            if found:
                 real, root = os.path.realpath(candidate), os.path.realpath(home)
                 if os.path.commonpath([real, root]) != root:
                     raise UsageError(f"refused: {candidate} is a symlink pointing out of {home}")
@@ -581,7 +646,7 @@ def render_run(template: str, variables: Mapping[str, str]) -> str:
     placeholder inside quotes, a comment, `$((...))` or a here-document is refused (UsageError)
     rather than rendered into something a value could break out of.
     """
-    problem = _unsafe_placeholder(template)
+    problem = unsafe_placeholder(template, TEMPLATE_RE)
     if problem is not None:
         raise UsageError(problem)
     return _render(template, variables, _shell_word)
@@ -597,187 +662,3 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug or "step"
-
-
-# --------------------------------------------------------------------------- shell contexts
-
-_MASK = "\0"  # stands for one placeholder while scanning; a NUL in `run` is refused first
-_WORD_BREAKS = " \t\n;&|()<>"
-_CONTINUING = ("top", "cmdsub", "dq", "brace", "arith")  # where backslash-newline is removed
-_PLACES = {
-    "sq": "inside single quotes",
-    "dq": "inside double quotes",
-    "ansi": "inside $'...'",
-    "bt": "inside backquotes",
-    "comment": "in a comment",
-    "arith": "inside an arithmetic expression",
-    "brace": "inside ${...}",
-}
-
-
-def _join_continuations(text: str, at: int) -> str:
-    """Remove every backslash-newline starting at `at`."""
-    while text.startswith("\\\n", at):
-        text = text[:at] + text[at + 2 :]
-    return text
-
-
-def _unsafe_placeholder(template: str) -> str | None:
-    """Why a placeholder in `run` would not be safely quoted, or None when all are.
-
-    `shlex.quote` makes a value one literal word only where the shell reads an unquoted word:
-    inside double quotes `'$(cmd)'` still runs cmd, and in a comment a newline ends it. This
-    scans the shell syntax around each placeholder and errs on the side of refusing: after a
-    here-document, or quotes inside `${...}`, it stops tracking and refuses later placeholders.
-    It assumes the template is valid `sh` syntax: a POSIX shell (what `shell=True` runs) exits on
-    a syntax error, while plain `bash -c` would resume at the next line, inside a value.
-    """
-    if _MASK in template:
-        return "contains a NUL byte"
-    names = [m.group(1) for m in TEMPLATE_RE.finditer(template)]
-    if not names:
-        return None
-    text = TEMPLATE_RE.sub(_MASK, template)
-    stack: list[list[Any]] = [["top", 0]]
-    lost: str | None = None
-    seen = 0
-    prev = "\n"
-    i = 0
-    n = len(text)
-
-    def refuse(where: str) -> str:
-        name = names[seen]
-        return (
-            f"{{{{ {name} }}}} is {where}, where shell quoting cannot protect its value; "
-            f'use it as a plain word (it is quoted for you), e.g. echo "Hello, "{{{{ {name} }}}}'
-        )
-
-    while i < n:
-        c = text[i]
-        kind = stack[-1][0]
-        if c == _MASK:
-            where = lost or _PLACES.get(kind)
-            if where is not None:
-                return refuse(where)
-            seen += 1
-            prev = "x"
-            i += 1
-            continue
-        if kind in _CONTINUING:
-            # A line continuation vanishes before the shell reads tokens (`<\<newline><` is `<<`,
-            # `$\<newline>{{ v }}` is `$'...'`): join them, but never after a character that
-            # starts a single-quoted string or a comment, where a backslash is just a character.
-            if c == "\\" and text.startswith("\n", i + 1):
-                text = text[:i] + text[i + 2 :]
-                n = len(text)
-                continue
-            opens_plain = kind in ("top", "cmdsub") and (
-                c == "'" or (c == "#" and prev in _WORD_BREAKS)
-            )
-            if c != "\\" and not opens_plain:
-                text = _join_continuations(text, i + 1)
-                if text[i : i + 2] in ("$(", "<<"):
-                    text = _join_continuations(text, i + 2)
-                n = len(text)
-        nxt = text[i + 1 : i + 2]
-        if nxt == _MASK and c in "\\$":
-            if kind in ("sq", "comment", "arith"):
-                pass  # the mask is met next and refused by its own context
-            else:
-                seen_next = "after a backslash" if c == "\\" else "right after a $"
-                return refuse(lost or _PLACES.get(kind) or seen_next)
-        step = 1
-        if kind in ("top", "cmdsub"):
-            if c == "\\":
-                step = 2
-            elif c == "'":
-                stack.append(["sq", 0])
-            elif c == '"':
-                stack.append(["dq", 0])
-            elif c == "`":
-                stack.append(["bt", 0])
-            elif c == "$" and nxt == "'":
-                # bash reads $'...' with backslash escapes, dash as `$` then '...': unknowable
-                stack.append(["ansi", 0])
-                lost = lost or "after a $'...' string"
-                step = 2
-            elif c == "$" and nxt == '"':
-                stack.append(["dq", 0])
-                step = 2
-            elif c == "$" and text.startswith("$((", i):
-                stack.append(["arith", 2])
-                step = 3
-            elif c == "$" and nxt == "(":
-                stack.append(["cmdsub", 0])
-                step = 2
-            elif c == "$" and nxt == "{":
-                stack.append(["brace", 1])
-                step = 2
-            elif c == "$" and nxt == "[":
-                lost = lost or "after a $[...] expression"
-            elif c == "(" and nxt == "(":
-                stack.append(["arith", 2])
-                step = 2
-            elif c == "<" and nxt == "<":  # also bash's <<<, which dash reads as a here-document
-                lost = lost or "after a here-document (<<)"
-                step = 2
-            elif c == "#" and prev in _WORD_BREAKS:
-                stack.append(["comment", 0])
-            elif kind == "cmdsub" and c == "(":
-                stack[-1][1] += 1
-            elif kind == "cmdsub" and c == ")":
-                if stack[-1][1] == 0:
-                    stack.pop()
-                else:
-                    stack[-1][1] -= 1
-        elif kind == "dq":
-            if c == "\\":
-                step = 2
-            elif c == '"':
-                stack.pop()
-            elif c == "`":
-                stack.append(["bt", 0])
-            elif c == "$" and text.startswith("$((", i):
-                stack.append(["arith", 2])
-                step = 3
-            elif c == "$" and nxt == "(":
-                stack.append(["cmdsub", 0])
-                step = 2
-            elif c == "$" and nxt == "{":
-                stack.append(["brace", 1])
-                step = 2
-        elif kind == "sq":
-            if c == "'":
-                stack.pop()
-        elif kind in ("ansi", "bt"):
-            if c == "\\":
-                step = 2
-            elif (kind == "ansi" and c == "'") or (kind == "bt" and c == "`"):
-                stack.pop()
-        elif kind == "comment":
-            if c == "\n":
-                stack.pop()
-        elif kind == "arith":
-            if c == "(":
-                stack[-1][1] += 1
-            elif c == ")":
-                stack[-1][1] -= 1
-                if stack[-1][1] == 0:
-                    stack.pop()
-        elif kind == "brace":
-            if c == "\\":
-                step = 2
-            elif c == "{":
-                stack[-1][1] += 1
-            elif c == "}":
-                stack[-1][1] -= 1
-                if stack[-1][1] == 0:
-                    stack.pop()
-            elif c in "'\"`" or (c == "$" and nxt == "("):
-                lost = lost or "after a ${...} holding quotes or commands"
-        if step == 2 and nxt == _MASK:  # never skip over a placeholder
-            step = 1
-        # an escaped character is part of a word: no comment starts after it
-        prev = "x" if c == "\\" and step == 2 else text[min(i + step, n) - 1]
-        i += step
-    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -288,9 +289,11 @@ def test_ctrl_c_while_a_command_runs(home: Path) -> None:
     assert not Path(f"/proc/{sleeper}").exists()
     data = only_session(home)
     assert (data["status"], data["running"], data["cursor"]) == ("paused", None, 0)
+    # The person's Ctrl-C is not the command's failure: `interrupted`, neutral for trust (§3).
     assert [(d["decision"], d["exit_code"], d["outcome"]) for d in data["decisions"]] == [
-        ("accept", -2, "failed")
+        ("accept", -2, "interrupted")
     ]
+    assert data["decisions"][0]["stopped_by"] == "SIGINT"
 
 
 def test_a_second_ctrl_c_reaches_the_command(home: Path) -> None:
@@ -455,3 +458,110 @@ def test_a_step_whose_process_died_asks_a_person(home: Path) -> None:
     t.expect(" completed: 1/1 steps")
     assert t.exit_code() == 0
     assert [d["decision"] for d in only_session(home)["decisions"]] == ["skip"]
+
+
+def test_sigterm_at_the_key_prompt_pauses_and_exits_143(home: Path) -> None:
+    write_workflow(home, "tour", TOUR)
+    t = Pty(home, "coach", "tour")
+    t.expect(KEYS_PROMPT)
+    t.child.kill(signal.SIGTERM)
+    assert t.exit_code() == 143
+    data = only_session(home)
+    assert (data["status"], data["cursor"], data["decisions"]) == ("paused", 0, [])
+
+
+def test_sighup_at_the_key_prompt_pauses_the_session(home: Path) -> None:
+    write_workflow(home, "tour", TOUR)
+    t = Pty(home, "coach", "tour")
+    t.expect(KEYS_PROMPT)
+    t.child.kill(signal.SIGHUP)
+    t.child.expect(pexpect.EOF)
+    t.child.close()
+    assert t.child.exitstatus == 129
+    assert only_session(home)["status"] == "paused"
+
+
+def test_sigterm_while_a_command_runs_stops_it_and_records_interrupted(home: Path) -> None:
+    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: sleep 33\n")
+    t = Pty(home, "coach", "slow")
+    t.key("a")
+    t.expect("running: $ sleep 33")
+    sleeper = descendant(t.child.pid, ["sleep", "33"])
+    t.child.kill(signal.SIGTERM)
+    t.expect("interrupted: outcome recorded, session paused")
+    assert t.exit_code() == 143
+    assert gone(sleeper)
+    data = only_session(home)
+    assert (data["status"], data["cursor"]) == ("paused", 0)
+    rec = data["decisions"][-1]
+    assert (rec["outcome"], rec["stopped_by"]) == ("interrupted", "SIGTERM")
+
+
+def test_a_step_reads_the_persons_terminal_in_the_panel(home: Path) -> None:
+    write_workflow(
+        home,
+        "ask",
+        "steps:\n  - id: ask\n    run: \"printf 'name? '; read -r n; echo hello-$n\"\n",
+    )
+    t = Pty(home, "coach", "ask")
+    t.key("a")
+    t.expect("name? ")
+    t.line("world")
+    t.expect("hello-world")
+    t.expect("ok: exit 0")
+    assert t.exit_code() == 0
+    assert only_session(home)["decisions"][-1]["output_tail"].endswith("hello-world\n")
+
+
+def gone(pid: int) -> bool:
+    """The process ended (a zombie waiting for a slow init to reap it has ended too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 :].split()[0] in (b"Z", b"X")
+
+
+def test_a_closed_terminal_pauses_the_session(home: Path) -> None:
+    # A real hangup: the terminal goes away (its master side closes) at the key prompt.
+    write_workflow(home, "tour", TOUR)
+    t = Pty(home, "coach", "tour")
+    t.expect(KEYS_PROMPT)
+    pid = t.child.pid
+    os.close(t.child.child_fd)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("coachctl did not leave after its terminal closed")
+    assert only_session(home)["status"] == "paused"
+    assert os.waitstatus_to_exitcode(status) == 129
+
+
+def test_a_terminal_closed_while_a_command_runs_stops_it_and_pauses(home: Path) -> None:
+    write_workflow(home, "slow", "steps:\n  - id: nap\n    run: sleep 34\n")
+    t = Pty(home, "coach", "slow")
+    t.key("a")
+    t.expect("running: $ sleep 34")
+    sleeper = descendant(t.child.pid, ["sleep", "34"])
+    pid = t.child.pid
+    os.close(t.child.child_fd)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("coachctl did not leave after its terminal closed")
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert gone(sleeper)
+    data = only_session(home)
+    assert (data["status"], data["cursor"], data["running"]) == ("paused", 0, None)
+    assert (data["decisions"][-1]["outcome"], data["decisions"][-1]["stopped_by"]) == (
+        "interrupted",
+        "SIGHUP",
+    )

@@ -168,6 +168,7 @@ def test_bad_input_is_one_line_exit_2(cli: Cli, gate: Path, args: list[str], mes
 
 
 def test_no_workflows_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()  # a home that does not exist is refused (test_home.py)
     r = Cli(tmp_path / "empty")("readiness")
     assert r.exit_code == 2
     assert r.stderr.startswith("coachctl: no workflows to check in ")

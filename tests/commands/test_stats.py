@@ -195,5 +195,6 @@ def test_invalid_named_workflow_file_is_exit_2(cli: Cli, only_two: Path) -> None
 
 
 def test_empty_home(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()  # a home that does not exist is refused (test_home.py)
     out: Any = Cli(tmp_path / "empty").json("stats")
     assert out["workflows"] == [] and out["global"]["workflows"] == 0

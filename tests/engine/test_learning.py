@@ -179,6 +179,13 @@ def test_different_and_failed_corrections_do_not_add_up(store: Store) -> None:
     ]
 
 
+def test_a_correction_the_person_stopped_does_not_count_toward_adoption(store: Store) -> None:
+    wf = workflow(store)
+    feed(store, wf, "s-01", [correct("echo two", outcome="interrupted")])
+    feed(store, wf, "s-02", [correct("echo two")])
+    assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
+
+
 def test_a_correction_of_an_old_suggestion_is_not_adopted(store: Store) -> None:
     wf = workflow(store)
     feed(

@@ -422,3 +422,12 @@ def test_calibration_strict_rule_rarely_promotes_an_80_percent_step() -> None:
     # Why strict is the default: the plain 85% rule promotes an 80% step far too often.
     assert plain_80 > 0.20
     assert plain_95 >= strict_95
+
+
+def test_an_interrupted_run_is_neutral_for_trust() -> None:
+    from coachctl.engine.metrics import classify
+
+    for decision in ("accept", "correct"):
+        for by in ("alice", "auto"):
+            record = {"decision": decision, "outcome": "interrupted", "decided_by": by}
+            assert classify(record) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,3 +186,119 @@ def test_observation_reports_are_no_verdict_on_the_suggestion() -> None:
     assert rec["mode"] == "observation" and classify(rec) is None
     c = make(mode="coaching")
     assert classify(decide(c, "manual", command="echo mine")) == "manual"
+
+
+# -- running marks that mean something off this machine (issue 8, defect 4) -------------
+
+
+def live_mark() -> dict[str, Any]:
+    """A mark of this very process, written the way `mark_running` writes it."""
+    s = make()
+    step = sm.check_decidable(s, "accept", step_guard=None)
+    sm.mark_running(s, step, "accept", "echo 0")
+    assert s.running is not None
+    return dict(s.running)
+
+
+def test_a_mark_records_host_boot_pid_namespace_and_start_time() -> None:
+    mark = live_mark()
+    assert mark["pid"] == os.getpid()
+    assert mark["pid_start"] == sm.process_start_time(os.getpid())
+    assert mark["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert mark["pid_ns"] == os.stat("/proc/self/ns/pid").st_ino
+    assert mark["host"] == os.uname().nodename
+    assert sm.mark_state(mark) == "running"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"boot_id": "another-machine-or-boot"},  # another host (its pid means nothing here)
+        {"pid_ns": 1},  # another container on this kernel
+        {"pid_start": "1"},  # our pid, reused by another process
+        {"boot_id": None},  # written without /proc (macOS, BSD): cannot be checked
+        {"pid_ns": None},
+        {"pid_start": None},
+    ],
+)
+def test_a_mark_this_machine_cannot_check_is_interrupted_never_running(
+    change: dict[str, Any],
+) -> None:
+    # The pid is alive (it is ours), which the old check took as "running" whatever host
+    # wrote the mark: a mark from another container kept the step "running" or freed it.
+    mark = {**live_mark(), **change}
+    assert sm.mark_state(mark) == "interrupted"
+
+
+def test_without_proc_here_every_mark_is_interrupted() -> None:
+    here = {"host": "mac", "machine_id": None, "boot_id": None, "pid_ns": None}
+    assert sm.mark_state(live_mark(), here) == "interrupted"
+
+
+def test_an_unverifiable_mark_has_a_way_out_cancel_and_a_persons_decision() -> None:
+    s = make()
+    step = sm.check_decidable(s, "accept", step_guard=None)
+    sm.mark_running(s, step, "accept", "echo 0")
+    assert s.running is not None
+    s.running.update(boot_id=None, pid_ns=None)  # as a mark written on macOS reads anywhere
+    with pytest.raises(StateError, match="a person must decide"):
+        sm.check_decidable(s, "accept", step_guard=None, by_auto=True)
+    rec = decide(s, "skip")
+    assert rec["after_interrupted"] is True
+    s2 = make()
+    step = sm.check_decidable(s2, "accept", step_guard=None)
+    sm.mark_running(s2, step, "accept", "echo 0")
+    assert s2.running is not None
+    s2.running["boot_id"] = None
+    sm.cancel(s2)
+    assert s2.status == "cancelled"
+
+
+def test_an_interrupted_outcome_keeps_the_cursor_and_marks_the_next_decision() -> None:
+    s = make()
+    step = sm.check_decidable(s, "accept", step_guard=None)
+    sm.mark_running(s, step, "accept", "echo 0")
+    rec = sm.record_decision(
+        s,
+        step,
+        "accept",
+        command="echo 0",
+        feedback=None,
+        decided_by="me",
+        exit_code=-2,
+        outcome="interrupted",
+        executed=True,
+        stopped_by="SIGINT",
+    )
+    assert s.cursor == 0 and rec["outcome"] == "interrupted" and s.running is None
+    assert s.step_interrupted()
+    with pytest.raises(StateError, match="a person must decide"):
+        sm.check_decidable(s, "accept", step_guard=None, by_auto=True)
+    # accept too: the new run's own mark carries it to the record.
+    sm.mark_running(s, step, "accept", "echo 0")
+    again = sm.record_decision(
+        s,
+        step,
+        "accept",
+        command="echo 0",
+        feedback=None,
+        decided_by="me",
+        exit_code=0,
+        outcome="ok",
+        executed=True,
+    )
+    assert again["after_interrupted"] is True and s.cursor == 1
+
+
+def test_a_live_pid_in_a_mark_from_another_machine_is_not_running() -> None:
+    # Our own pid is alive here; a mark that names it from another boot or container says
+    # nothing about this process. The old check (pid alive, same start time) said "running".
+    s = make()
+    step = sm.check_decidable(s, "accept", step_guard=None)
+    sm.mark_running(s, step, "accept", "echo 0")
+    assert s.running is not None and s.running_state() == "running"
+    s.running["boot_id"] = "0" * 32
+    assert s.running_state() == "interrupted"
+    s.running["boot_id"] = sm.here()["boot_id"]
+    s.running["pid_ns"] = 4026531836 + 12345
+    assert s.running_state() == "interrupted"
