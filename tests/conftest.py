@@ -44,6 +44,24 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDITOR", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _close_indexes() -> Iterator[None]:
+    """Close the index connections a test's in-process commands opened.
+
+    The engine caches one index per Store in a WeakKeyDictionary whose values hold their
+    key, so in one process (CliRunner) every command leaks its sqlite file descriptors;
+    past 1024 open files pexpect's select() fails in every later panel test.
+    """
+    yield
+    from coachctl.engine import history
+
+    cache = getattr(history, "_INDEXES", None)
+    if cache is not None:
+        for idx in list(cache.values()):
+            idx.close()
+        cache.clear()
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A home with the bundled example workflows copied in."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -66,8 +66,10 @@ def how_to_decide(state: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def state_text(state: Mapping[str, Any]) -> str:
-    """The state object as a person reads it (CONTRACT §4: id, step, suggestion, how)."""
+def state_text(state: Mapping[str, Any], alone: int = 0) -> str:
+    """The state object as a person reads it (CONTRACT §4: id, step, suggestion, how).
+
+    `alone`: steps of the session that ran on their own, said in words."""
     lines = [
         f"session {state['session_id']}  workflow {state['workflow_id']}  "
         f"mode {state['mode']}  status {state['status']}",
@@ -88,20 +90,28 @@ def state_text(state: Mapping[str, Any]) -> str:
             )
         elif step.get("status") == "running":
             lines.append("  … running in another process")
+        more = "\n" + " " * 16  # a `run: |` of several lines stays in its column
         if step.get("instructions"):
-            lines.append(f"  instructions: {step['instructions']}")
+            lines.append(f"  instructions: {step['instructions'].rstrip().replace(chr(10), more)}")
         if step.get("suggestion"):
-            lines.append(f"  suggestion:   {step['suggestion']}")
+            lines.append(f"  suggestion:   {step['suggestion'].rstrip().replace(chr(10), more)}")
         else:
             lines.append("  suggestion:   (none yet: do it yourself and report what you ran)")
     else:
         lines.append(f"done {progress['done']}/{progress['total']}: nothing left to decide")
     s = state["stats"]
     rate = "n/a" if s["acceptance_rate"] is None else f"{s['acceptance_rate']:.0%}"
-    lines.append(
-        f"stats: {s['accepted']} accepted, {s['rejected']} rejected, {s['corrected']} corrected, "
-        f"{s['manual']} manual, {s['skipped']} skipped, {s['failed']} failed; acceptance {rate}"
-    )
+    ran = f"{alone} step{'s' if alone != 1 else ''} ran on their own"
+    if alone and not any(
+        s[k] for k in ("accepted", "rejected", "corrected", "manual", "skipped", "failed")
+    ):
+        lines.append(ran)
+    else:
+        lines.append(
+            f"stats: {s['accepted']} accepted, {s['rejected']} rejected, {s['corrected']} "
+            f"corrected, {s['manual']} manual, {s['skipped']} skipped, {s['failed']} failed; "
+            f"acceptance {rate}" + (f"; {ran}" if alone else "")
+        )
     hints = how_to_decide(state)
     if hints:
         lines.append("next:")
@@ -109,13 +119,18 @@ def state_text(state: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_state(state: Mapping[str, Any], fmt: str) -> None:
+def ran_alone(decisions: Sequence[Mapping[str, Any]]) -> int:
+    """How many steps ran unasked and succeeded (`decided_by: auto`)."""
+    return sum(1 for d in decisions if d.get("decided_by") == "auto" and d.get("outcome") == "ok")
+
+
+def print_state(state: Mapping[str, Any], fmt: str, alone: int = 0) -> None:
     if fmt == "json":
         from coachctl.commands._output import to_json
 
         click.echo(to_json(state))
     else:
-        click.echo(state_text(state))
+        click.echo(state_text(state, alone))
 
 
 def state_options(fn: Any) -> Any:

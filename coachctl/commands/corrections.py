@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from coachctl.cli import SuggestingGroup
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
-from coachctl.commands._output import emit_rows, output_options, to_json
+from coachctl.commands._output import View, emit_rows, output_options, to_json
 
 if TYPE_CHECKING:
     from coachctl.engine.store import Store
@@ -18,7 +19,17 @@ if TYPE_CHECKING:
 COLUMNS = ("workflow_id", "step_id", "base", "correction", "times", "adopted", "source", "stale")
 
 
-@click.group(cls=SuggestingGroup)
+@click.group(
+    cls=SuggestingGroup,
+    epilog="""\b
+Examples:
+  coachctl corrections list hello
+  coachctl corrections export hello -o hello-pack.yaml
+  coachctl corrections import hello-pack.yaml --yes
+  coachctl corrections adopt hello clock --command 'date -u +%s'
+  coachctl corrections drop hello clock
+""",
+)
 def corrections() -> None:
     """Correction packs: what people reported and corrected, and the suggestions learned.
 
@@ -43,11 +54,18 @@ def _maybe_workflow(store: Store, workflow_id: str) -> Workflow | None:
         return None
 
 
-@corrections.command("list")
-@click.argument("workflow", required=False)
-@output_options()
+@corrections.command("list", short_help="List corrections, observed commands, adopted suggestions.")
+@click.argument("workflow", required=False, shell_complete=_complete.workflows)
+@output_options(wide=True)
 @click.pass_context
-def list_(ctx: click.Context, workflow: str | None, fmt: str, table_format: str) -> None:
+def list_(
+    ctx: click.Context,
+    workflow: str | None,
+    fmt: str,
+    table_format: str,
+    wide: bool,
+    columns: str | None,
+) -> None:
     """List corrections, observed commands and adopted suggestions (of WORKFLOW, or all).
 
     `stale` marks what no longer applies because the workflow's `run` changed.
@@ -63,11 +81,21 @@ def list_(ctx: click.Context, workflow: str | None, fmt: str, table_format: str)
         for workflow_id in learning.pack_ids(store):
             pack = learning.read_pack(store, workflow_id)
             rows.extend(learning.rows(pack, _maybe_workflow(store, workflow_id)))
-    emit_rows(rows, COLUMNS, fmt, table_format, json_obj={"corrections": rows})
+    view = View(COLUMNS, shrink=("correction", "base"))
+    emit_rows(
+        rows,
+        COLUMNS,
+        fmt,
+        table_format,
+        json_obj={"corrections": rows},
+        view=view,
+        wide=wide,
+        pick=columns,
+    )
 
 
-@corrections.command("export")
-@click.argument("workflow")
+@corrections.command("export", short_help="Export a workflow's pack as YAML.")
+@click.argument("workflow", shell_complete=_complete.workflows)
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
 @click.pass_context
 def export(ctx: click.Context, workflow: str, output: str | None) -> None:
@@ -103,7 +131,7 @@ def _change_line(c: Mapping[str, Any]) -> str:
     )
 
 
-@corrections.command("import")
+@corrections.command("import", short_help="Import a pack (shows what changes first).")
 @click.argument("file", metavar="FILE")
 @click.option("--yes", is_flag=True, help="Apply without asking (needed without a terminal).")
 @click.pass_context
@@ -151,9 +179,9 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
     click.echo(f"imported {len(applied)} change(s) into {wf.id}")
 
 
-@corrections.command("adopt")
-@click.argument("workflow")
-@click.argument("step")
+@corrections.command("adopt", short_help="Make a correction (or CMD) a step's suggestion now.")
+@click.argument("workflow", shell_complete=_complete.workflows)
+@click.argument("step", shell_complete=_complete.workflow_steps)
 @click.option(
     "--command",
     metavar="CMD",
@@ -181,9 +209,9 @@ def adopt(ctx: click.Context, workflow: str, step: str, command: str | None, fmt
     )
 
 
-@corrections.command("drop")
-@click.argument("workflow")
-@click.argument("step")
+@corrections.command("drop", short_help="Forget a step's learned suggestion.")
+@click.argument("workflow", shell_complete=_complete.workflows)
+@click.argument("step", shell_complete=_complete.workflow_steps)
 @output_options(("text", "json"))
 @click.pass_context
 def drop(ctx: click.Context, workflow: str, step: str, fmt: str) -> None:

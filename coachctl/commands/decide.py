@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from coachctl.cli import QuickHelpCommand
 from coachctl.commands._common import get_store, print_state, state_options, stream_to
 
 
-@click.command(cls=QuickHelpCommand)
-@click.argument("session")
+def _complete_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    """Completion, imported only when a shell asks: `decide` runs in loops from scripts."""
+    from coachctl.commands._complete import sessions
+
+    return sessions(ctx, param, incomplete)
+
+
+def _complete_steps(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    from coachctl.commands._complete import session_steps
+
+    return session_steps(ctx, param, incomplete)
+
+
+EPILOG = """\b
+Examples:
+  coachctl decide mx39hlpg-ode2 accept --step greet
+  coachctl decide mx39hlpg correct --correction 'date -u +%s'
+  coachctl decide mx39hlpg reject --feedback 'wrong host'
+  coachctl decide mx39hlpg manual --command 'systemctl restart web'
+  coachctl decide mx39hlpg accept --no-exec    # you ran it elsewhere
+"""
+
+
+@click.command(cls=QuickHelpCommand, epilog=EPILOG)
+@click.argument("session", shell_complete=_complete_sessions)
 @click.argument("decision", type=click.Choice(["accept", "reject", "correct", "manual", "skip"]))
 @click.option("--correction", metavar="CMD", help="With 'correct': the command to run instead.")
 @click.option("--command", "reported", metavar="CMD", help="With 'manual': what you ran yourself.")
@@ -19,6 +44,7 @@ from coachctl.commands._common import get_store, print_state, state_options, str
     "step_guard",
     metavar="STEP_ID",
     help="Only if the session is still at this step; else change nothing and exit 3.",
+    shell_complete=_complete_steps,
 )
 @click.option("--no-exec", is_flag=True, help="Record accept/correct without running (you ran it).")
 @state_options
@@ -73,4 +99,9 @@ def decide(
         )
     print_state(actions.state(store, out.session), fmt)
     if out.failed and out.record is not None:
-        raise StepFailed(f"step {out.record['step_id']!r} failed: {actions.exit_words(out.record)}")
+        from coachctl.commands._output import outcome_text
+
+        timeout = (out.session.current_step or {}).get("timeout")
+        raise StepFailed(
+            f"step {out.record['step_id']!r} failed: {outcome_text(out.record, timeout)}"
+        )

@@ -7,15 +7,26 @@ import click
 from coachctl.commands._common import get_store
 from coachctl.commands._output import output_options, to_json
 
+EPILOG = """\b
+Examples:
+  coachctl doctor               # exit 1 names every difference
+  coachctl doctor --repair      # rebuild the index and the correction packs
+"""
 
-@click.command()
-@click.option("--repair", is_flag=True, help="Rebuild the index and remove leftover temp files.")
+
+@click.command(epilog=EPILOG)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild the index and correction packs; remove leftover temp files.",
+)
 @output_options(("text", "json"))
 @click.pass_context
 def doctor(ctx: click.Context, repair: bool, fmt: str) -> None:
-    """Compare the derived index with a full recomputation from the session files and check
-    that every session file can be read. Exit 1 on any problem; `--repair` fixes what can
-    be fixed (the index, temp files left by killed writers) and exits 0 when all is well.
+    """Check every session file, the derived index and the correction packs against a full
+    recomputation from the session files. Exit 1 on any problem; `--repair` fixes what can
+    be fixed (the index, the packs, keeping what people chose by hand, temp files left by
+    killed writers) and exits 0 when all is well.
 
     A step left running by a dead process is reported but never cleared: a person decides it.
     """

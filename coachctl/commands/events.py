@@ -7,12 +7,21 @@ from typing import Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 
 _HEAD = ("ts", "event", "session_id", "workflow_id")
 
 
-@click.command()
+EPILOG = """\b
+Examples:
+  coachctl events --since 2h
+  coachctl events --workflow hello --format json | jq -c 'select(.event=="level_changed")'
+  coachctl events --follow --format json     # like tail -f; Ctrl-C exits 0
+"""
+
+
+@click.command(epilog=EPILOG)
 @click.option(
     "--follow",
     "-f",
@@ -24,8 +33,14 @@ _HEAD = ("ts", "event", "session_id", "workflow_id")
     "session_ref",
     metavar="SESSION",
     help="Only this session (an id or a unique prefix).",
+    shell_complete=_complete.sessions,
 )
-@click.option("--workflow", metavar="WORKFLOW", help="Only this workflow (an id, or a .yaml path).")
+@click.option(
+    "--workflow",
+    metavar="WORKFLOW",
+    help="Only this workflow (an id, or a .yaml path).",
+    shell_complete=_complete.workflows,
+)
 @click.option(
     "--since",
     metavar="TIME",
@@ -39,6 +54,7 @@ _HEAD = ("ts", "event", "session_id", "workflow_id")
     show_default=True,
     help="text: one readable line per event; json: one JSON object per line (for jq).",
 )
+@click.option("--wide", is_flag=True, help="Text lines uncut (by default they fit the terminal).")
 @click.pass_context
 def events(
     ctx: click.Context,
@@ -47,14 +63,17 @@ def events(
     workflow: str | None,
     since: str | None,
     fmt: str,
+    wide: bool,
 ) -> None:
     """Print the event log (sessions started, decisions, runs, pauses, level changes).
 
     With --follow it works like `tail -f`: it prints what matches, then every new event
     written by any coachctl process, until Ctrl-C (exit 0).
     """
+    from coachctl.commands._output import terminal_width
     from coachctl.engine import events as ev
 
+    width = None if wide or fmt == "json" else terminal_width()
     store = get_store(ctx)
     flt = ev.EventFilter(
         session_id=store.resolve(session_ref) if session_ref is not None else None,
@@ -64,12 +83,12 @@ def events(
     try:
         found, offset = store.read_events(0)
         for e in flt.apply(found):
-            click.echo(render(e, fmt))
+            click.echo(render(e, fmt, width))
         if not follow:
             return
         for batch in ev.follow(store, offset):
             for e in flt.apply(batch):
-                click.echo(render(e, fmt))
+                click.echo(render(e, fmt, width))
     except KeyboardInterrupt:
         return
 
@@ -83,18 +102,26 @@ def _workflow_id(store: Any, ref: str) -> str:
     return ref
 
 
-def render(event: Mapping[str, Any], fmt: str) -> str:
-    """One line per event: compact JSON, or `ts event session workflow key=value…`."""
+def render(event: Mapping[str, Any], fmt: str, width: int | None = None) -> str:
+    """One line per event: compact JSON, or `ts event session workflow key=value…`.
+
+    Text lines have timestamps to the second and are cut with `…` at `width` (the
+    terminal's; --wide and pipes get them whole); JSON is always complete.
+    """
     import json
+
+    from coachctl.commands._output import cut, short_time
 
     if fmt == "json":
         return json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     head = [str(event.get(k, "-")) for k in _HEAD]
+    head[0] = short_time(head[0])
     head[1] = f"{head[1]:<17}"  # the longest event name: session_completed
     rest = [
         f"{k}={_value(v)}" for k, v in sorted(event.items()) if k not in _HEAD and v is not None
     ]
-    return "  ".join(head) + ("  " + " ".join(rest) if rest else "")
+    line = "  ".join(head) + ("  " + " ".join(rest) if rest else "")
+    return line if width is None else cut(line, max(width - 1, 40))
 
 
 def _value(value: Any) -> str:

@@ -17,6 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from coachctl.commands._panel_io import LineTracker, events_mark, events_since, readline_input
+from coachctl.commands._panel_words import (
+    announcement,
+    level_changes,
+    levels_of,
+    session_stats_text,
+    step_trust_text,
+    workflow_stats_text,
+)
+
 if TYPE_CHECKING:
     from coachctl.engine.session import Session
     from coachctl.engine.store import Store
@@ -33,6 +43,20 @@ HELP = [
     ("Ctrl-C", "pause and leave at any moment, even while a command runs (exit 130)"),
 ]
 LEVEL_COLOURS = {"AUTO": "green", "COACHING": "yellow", "OBSERVATION": "magenta"}
+KEY_WORDS = {
+    "a": "accept",
+    "r": "reject",
+    "c": "correct",
+    "m": "manual",
+    "s": "skip",
+    "p": "pause",
+    "?": "help",
+}
+# After a failure or an interruption the key bar itself is the hint: what `a` and `m` mean now.
+AFTER = {
+    "failed": {"a": "retry"},
+    "interrupted": {"a": "run again", "m": "done"},
+}
 DONE_WORDS = {
     "reject": "rejected",
     "skip": "skipped",
@@ -89,57 +113,6 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
     return Trust(history.session_step_metrics(store, session, step), wf)
 
 
-def step_trust_text(m: Mapping[str, Any]) -> str:
-    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts)."""
-    n = int(m["suggestions"])
-    said = (
-        f"{m['accepted']}/{n} accepted on this command" if n else "no decisions on this command yet"
-    )
-    return f"{said} · {auto_text(m)}"
-
-
-def auto_text(m: Mapping[str, Any]) -> str:
-    if m.get("ready"):
-        return "ready for AUTO"
-    needed = m.get("accepts_needed")
-    if needed is not None:
-        return f"AUTO after {needed} more accept{'s' if needed != 1 else ''} in a row"
-    return f"never AUTO: {m.get('reason')}"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"
-
-
-def _conf(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
-def session_stats_text(stats: Mapping[str, Any]) -> str:
-    return (
-        f"session: {stats['accepted']} accepted, {stats['rejected']} rejected, "
-        f"{stats['corrected']} corrected, {stats['manual']} manual, {stats['skipped']} skipped, "
-        f"{stats['failed']} failed (acceptance {_pct(stats['acceptance_rate'])})"
-    )
-
-
-def workflow_stats_text(wf: Mapping[str, Any]) -> str:
-    """Rate, confidence, level, and what AUTO still needs for the whole workflow."""
-    head = (
-        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted "
-        f"({_pct(wf['acceptance_rate'])}), confidence {_conf(wf['confidence'])}, "
-        f"level {wf['level']}"
-    )
-    if wf["ready"]:
-        return f"{head}, ready for AUTO"
-    blocked = [s for s in wf["steps"] if not s["ready"]]
-    never = [s["step_id"] for s in blocked if s.get("accepts_needed") is None]
-    if never:
-        return f"{head}, AUTO blocked by {', '.join(never)} (see coachctl readiness)"
-    most = max(int(s["accepts_needed"]) for s in blocked)
-    return f"{head}, AUTO after {most} more fully accepted run{'s' if most != 1 else ''}"
-
-
 class Panel:
     """One session on a terminal: draw the step, read a key, decide, repeat."""
 
@@ -149,6 +122,7 @@ class Panel:
         self.store = store
         self.sid = session_id
         self.colour = colour_enabled()
+        self.said: set[tuple[Any, Any]] = set()  # adoptions announced (read twice per decision)
         self.width = max(40, shutil.get_terminal_size((80, 24)).columns)
 
     # -- output ----------------------------------------------------------------------
@@ -160,23 +134,28 @@ class Panel:
         click.echo(text, err=err, color=self.colour)
 
     def wrapped(self, text: str, first: str, rest: str, **kw: Any) -> None:
-        """Print `text` wrapped to the terminal width (never truncated), each line styled."""
+        """Print `text` wrapped to the terminal width (never truncated), each line styled;
+        the first line after `first` (which may be styled), the others after `rest`."""
         import textwrap
 
+        lead = len(click.unstyle(first))
         lines: list[str] = []
         for raw in text.splitlines() or [""]:
             lines.extend(
                 textwrap.wrap(
                     raw,
-                    width=max(20, self.width - len(rest) - 1),
+                    width=max(20 + lead, self.width - 1),
+                    initial_indent=" " * (lead if not lines else len(rest)),
+                    subsequent_indent=" " * len(rest),
                     break_long_words=True,
                     break_on_hyphens=False,
                     drop_whitespace=True,
                 )
-                or [""]
+                or [" " * (lead if not lines else len(rest))]
             )
         for i, line in enumerate(lines):
-            self.echo((first if i == 0 else rest) + (self.style(line, **kw) if kw else line))
+            body = line[lead:] if i == 0 else line[len(rest) :]
+            self.echo((first if i == 0 else rest) + (self.style(body, **kw) if kw else body))
 
     def warn(self, text: str) -> None:
         from coachctl.errors import one_line  # escaped exactly as the CLI's errors are
@@ -185,8 +164,16 @@ class Panel:
 
     # -- input -----------------------------------------------------------------------
 
-    def key(self, allowed: Sequence[str]) -> str:
-        prompt = "  ".join(self._key_label(k) for k in allowed) + "  > "
+    def key(self, allowed: Sequence[str], words: Mapping[str, str] | None = None) -> str:
+        """One key of `allowed`; the key bar names each (`words` renames some: `retry`).
+
+        On a narrow terminal the bar is compact (`[a]ccept [r]eject …`), so the bar and the
+        word echoed after it stay on one line.
+        """
+        full = "  ".join(f"[{k}] {self._word(k, words)}" for k in allowed) + "  > "
+        compact = len(full) + len(" correct") > self.width
+        sep = " " if compact else "  "
+        prompt = sep.join(self._key_label(k, words, compact) for k in allowed) + sep + "> "
         click.echo(prompt, nl=False, color=self.colour)
         while True:
             try:
@@ -201,25 +188,37 @@ class Panel:
             self.echo(f"  {ch!r} does nothing here: press ? for help")
             click.echo(prompt, nl=False, color=self.colour)
 
-    def _key_label(self, k: str) -> str:
-        words = {
-            "a": "accept",
-            "r": "reject",
-            "c": "correct",
-            "m": "manual",
-            "s": "skip",
-            "p": "pause",
-            "?": "help",
-        }
-        return f"[{self.style(k, bold=True)}] {words[k]}"
+    def _word(self, k: str, words: Mapping[str, str] | None) -> str:
+        return (words or {}).get(k) or KEY_WORDS[k]
 
-    def ask(self, text: str) -> str:
-        """A line of text; Enter alone gives "". Ctrl-C/Ctrl-D here pause like anywhere."""
-        try:
-            value: str = click.prompt(text, default="", show_default=False, prompt_suffix=": ")
-        except click.Abort:
-            raise KeyboardInterrupt from None
-        return value.strip()
+    def _key_label(
+        self, k: str, words: Mapping[str, str] | None = None, compact: bool = False
+    ) -> str:
+        word = self._word(k, words)
+        if compact and word.startswith(k):
+            return f"[{self.style(k, bold=True)}]{word[1:]}"
+        return f"[{self.style(k, bold=True)}] {word}"
+
+    def ask(self, text: str, prefill: str | None = None) -> str:
+        """A line of text; Enter alone gives "". Ctrl-C/Ctrl-D here pause like anywhere.
+
+        Every prompt is written to stdout, which the panel only runs on when it is the
+        terminal: `2>/dev/null` never hides it (`input()` without readline, and so
+        `click.prompt`, writes its prompt to stderr). With `prefill` the line starts as
+        that text and has readline's editing; other prompts read a plain terminal line
+        (its own erase keys work), where a Ctrl-C always interrupts at once.
+        """
+        prompt = f"{text}: "
+        if prefill is not None:
+            edited = readline_input(prompt, prefill)
+            if edited is not None:
+                return edited.strip()
+        click.echo(prompt, nl=False)
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:  # Ctrl-D
+            raise KeyboardInterrupt
+        return line.strip()
 
     def correction(self, suggestion: str) -> str | None:
         """The corrected command from $VISUAL/$EDITOR, else an inline prompt; None cancels."""
@@ -238,9 +237,13 @@ class Panel:
                 ln.rstrip() for ln in (result or "").splitlines() if not ln.lstrip().startswith("#")
             ]
             command = "\n".join(lines).strip()
-        else:
+        elif "\n" in suggestion:  # one line of editing cannot hold it: show it, ask anew
             self.wrapped(suggestion, "  suggestion: ", "              ")
+            self.echo("  (a command of several lines is easier to edit with $EDITOR set)")
             command = self.ask("  corrected command (empty cancels)")
+        else:
+            self.echo("  edit the command (Ctrl-U clears the line; empty cancels):")
+            command = self.ask("  corrected command", prefill=suggestion)
         if not command:
             self.echo("  empty: correction cancelled")
             return None
@@ -267,9 +270,41 @@ class Panel:
             if choice is None:
                 return
             decision, kwargs = choice
+            mark = events_mark(self.store)
             if not self.decide(session, step, decision, kwargs):
                 continue
+            levels = self.announce(mark, session, levels_of(trust.workflow))
             self.run_auto(session)
+            self.announce(mark, session, levels)
+
+    def announce(
+        self, mark: int, session: Session, before: dict[str, str] | None
+    ) -> dict[str, str] | None:
+        """One line for each change the decision just caused, at the moment it happens: a
+        correction adopted or a command learned (the events the decision wrote), a step or
+        the workflow reaching AUTO or falling back (its levels now against `before`, which
+        also catches a step's first change, before the index has recorded any level).
+        Returns the levels now."""
+        found, _ = events_since(self.store, mark)
+        news = [
+            e
+            for e in found
+            if e.get("session_id") == self.sid
+            and e.get("event") == "suggestion_adopted"
+            and (e.get("step_id"), e.get("command")) not in self.said
+        ]
+        wf = trust_of(self.store, session, {}).workflow
+        after = levels_of(wf)
+        if before is not None and after is not None and wf is not None:
+            news.extend(level_changes(str(wf["workflow_id"]), before, after))
+        for e in news:
+            self.said.add((e.get("step_id"), e.get("command")))
+            text = announcement(e)
+            if text is not None:
+                up = not text.startswith("fell back")
+                sign = self.style("  ★ " if up else "  ▼ ", fg="green" if up else "yellow")
+                self.wrapped(text, sign, "    ", bold=True)
+        return after
 
     def draw(self, session: Session, state: Mapping[str, Any], trust: Trust) -> None:
         step = state["step"]
@@ -291,11 +326,10 @@ class Panel:
         level = step["level"]
         level_text = self.style(level, fg=LEVEL_COLOURS.get(level), bold=True)
         if trust.step is not None:
-            self.echo(f"  level {level_text} · " + step_trust_text(trust.step))
+            said = step_trust_text(trust.step)
         else:
-            self.echo(
-                f"  level {level_text} · no command yet: coachctl learns it from your reports"
-            )
+            said = "no command yet: coachctl learns it from your reports"
+        self.wrapped(f"· {said}", f"  level {level_text} ", "    ")
         if step.get("instructions"):
             self.wrapped(step["instructions"], "  instructions: ", "                ")
         observe = self.observing(session, step)
@@ -304,15 +338,11 @@ class Panel:
             self.wrapped(step["suggestion"], label, " " * len(label), fg="cyan", bold=True)
         status = step.get("status")
         if status == "failed":
-            why = exit_text(_last_record(session))
-            self.echo(
-                self.style(f"  ! the last attempt failed ({why})", fg="red", bold=True)
-                + ": a retry, c correct, m manual, s skip"
-            )
+            why = exit_text(_last_record(session), (session.current_step or {}).get("timeout"))
+            self.echo(self.style(f"  ! the last attempt failed ({why})", fg="red", bold=True))
         elif status == "interrupted":
             self.echo(
                 self.style("  ! interrupted while running: it may have run.", fg="red", bold=True)
-                + " a run again, m it is done (manual), s skip"
             )
         elif status == "running":
             self.echo(self.style("  ... running in another process: wait, or press p", fg="yellow"))
@@ -320,10 +350,10 @@ class Panel:
             self.echo("  Do this step yourself, then press m to report what you ran (s skips it).")
         self.stats(state, trust.workflow)
 
-    def stats(self, state: Mapping[str, Any], wf: Mapping[str, Any] | None) -> None:
+    def stats(self, state: Mapping[str, Any], wf: Mapping[str, Any] | None, alone: int = 0) -> None:
         """The live stats line: the session's counts, then the workflow's trust."""
         self.wrapped(
-            session_stats_text(state["stats"]), self.style("  stats ", dim=True), "        "
+            session_stats_text(state["stats"], alone), self.style("  stats ", dim=True), "        "
         )
         if wf is not None:
             self.wrapped(workflow_stats_text(wf), "        ", "        ")
@@ -341,8 +371,9 @@ class Panel:
             if self.observing(session, step)
             else ["a", "r", "c", "m", "s", "p", "?"]
         )
+        words = AFTER.get(str(step.get("status")))
         while True:
-            ch = self.key(allowed)
+            ch = self.key(allowed, words)
             if ch in ("p", "q"):
                 self.echo("pause")
                 self.pause(session, step)
@@ -415,11 +446,8 @@ class Panel:
         if rec.get("executed"):
             took = _took(rec.get("duration"))
             if out.failed:
-                why = exit_text(rec)
-                self.echo(
-                    self.style(f"  FAILED: {why}{took}", fg="red", bold=True)
-                    + " · a retry, c correct, m manual, s skip"
-                )
+                why = exit_text(rec, step.get("timeout"))
+                self.echo(self.style(f"  FAILED: {why}{took}", fg="red", bold=True))
             else:
                 verb = "corrected and ran" if decision == "correct" else "ok"
                 self.echo(self.style(f"  {verb}: exit 0{took}", fg="green"))
@@ -459,38 +487,21 @@ class Panel:
             if session.status == "paused":
                 self.echo(f"continue with: coachctl resume {session.id}")
         wf: dict[str, Any] | None = trust_of(self.store, session, {}).workflow
-        self.stats(state, wf)
+        from coachctl.commands._common import ran_alone
 
-
-class LineTracker:
-    """The live output stream of a command; makes sure the panel starts on a fresh line."""
-
-    def __init__(self) -> None:
-        from coachctl.commands._common import stream_to
-
-        self.write = stream_to("text")
-        self.last = b"\n"
-
-    def __call__(self, chunk: bytes) -> None:
-        if chunk:
-            self.write(chunk)
-            self.last = chunk[-1:]
-
-    def close(self) -> None:
-        if self.last != b"\n":
-            self.write(b"\n")
-            self.last = b"\n"
+        self.stats(state, wf, ran_alone(session.decisions))
 
 
 def _took(duration: Any) -> str:
     return f" in {duration:.1f}s" if isinstance(duration, (int, float)) else ""
 
 
-def exit_text(rec: Mapping[str, Any]) -> str:
-    """`exit 3`, `timed out`, `killed by signal 2`, or why it could not start."""
-    from coachctl.engine.actions import exit_words
+def exit_text(rec: Mapping[str, Any], timeout: Any = None) -> str:
+    """`exit 3`, `timed out after 3 s`, `stopped by Ctrl-C`, `killed by SIGKILL`."""
+    from coachctl.commands._output import outcome_text
 
-    return exit_words(rec)
+    seconds = float(timeout) if isinstance(timeout, (int, float)) else None
+    return outcome_text({"executed": True, **rec}, seconds) or "not run"
 
 
 def _last_record(session: Session) -> Mapping[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 from coachctl.commands._output import to_json
 
@@ -51,8 +52,14 @@ def why_never(step: Mapping[str, Any], rules: Mapping[str, Any] | None = None) -
     return f"even a full window of accepts does not reach the threshold ({reason})"
 
 
-def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
-    """READY / NOT READY, then each workflow and, for each blocking step, what it needs."""
+def explain(workflows: Sequence[Mapping[str, Any]], ready: bool, width: int | None = None) -> str:
+    """READY / NOT READY, then each workflow and, for each blocking step, what it needs.
+
+    Rates and confidences have two decimals, as in the reasons; a step's line wraps to the
+    terminal with a deeper indent, so the step ids stay easy to scan.
+    """
+    import textwrap
+
     lines = ["READY" if ready else "NOT READY"]
     for w in workflows:
         state = "ready" if w["ready"] else "not ready"
@@ -60,8 +67,8 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
         for s in w["steps"]:
             if s["ready"]:
                 continue
-            rate = "n/a" if s["acceptance_rate"] is None else f"{s['acceptance_rate']:.3f}"
-            conf = "n/a" if s["confidence"] is None else f"{s['confidence']:.3f}"
+            rate = "n/a" if s["acceptance_rate"] is None else f"{s['acceptance_rate']:.2f}"
+            conf = "n/a" if s["confidence"] is None else f"{s['confidence']:.2f}"
             needed = s["accepts_needed"]
             need = (
                 f"cannot become ready: {why_never(s, w.get('rules'))}"
@@ -70,15 +77,62 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
             )
             n = s["suggestions"]
             why = f" ({s['reason']})" if needed is not None else ""
-            lines.append(
+            line = (
                 f"  {s['step_id']}: rate {rate}, confidence {conf}, "
                 f"{n} decision{'s' if n != 1 else ''}; {need}{why}"
             )
+            if width is None:
+                lines.append(line)
+            else:
+                lines.extend(
+                    textwrap.wrap(
+                        line,
+                        width=max(width - 1, 40),
+                        subsequent_indent="      ",
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                    )
+                )
     return "\n".join(lines)
 
 
-@click.command()
-@click.argument("workflows", nargs=-1)
+EPILOG = """\b
+Examples:
+  coachctl readiness                     # every workflow in the home
+  coachctl readiness rotate-certs --format json
+  coachctl readiness checklist --step verify --step report   # gate on some steps
+  coachctl readiness hello || echo 'not yet: keep coaching'
+"""
+
+
+def gate_steps(workflow: Mapping[str, Any], steps: Sequence[str]) -> bool:
+    """Whether every named step of `workflow` is ready; an unknown step id is exit 2."""
+    from coachctl.errors import UsageError
+
+    by_id = {s["step_id"]: s for s in workflow["steps"]}
+    unknown = [s for s in steps if s not in by_id]
+    if unknown:
+        raise UsageError(
+            f"unknown step {unknown[0]!r} in {workflow['workflow_id']} "
+            f"(its steps: {', '.join(by_id)})"
+        )
+    return all(by_id[s]["ready"] for s in steps)
+
+
+def only_steps(workflow: Mapping[str, Any], steps: Sequence[str]) -> dict[str, Any]:
+    """The workflow as `explain` prints it when only `steps` are gated on: their lowest
+    level, their readiness."""
+    from coachctl.engine.metrics import LEVELS
+
+    chosen = [s for s in workflow["steps"] if s["step_id"] in steps]
+    ready = all(s["ready"] for s in chosen)
+    level = min((s["level"] for s in chosen), key=LEVELS.index)
+    label = f"{workflow['workflow_id']} (steps {', '.join(dict.fromkeys(steps))})"
+    return {**workflow, "workflow_id": label, "steps": chosen, "ready": ready, "level": level}
+
+
+@click.command(epilog=EPILOG)
+@click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
 @click.option(
     "--threshold", metavar="F", help="Acceptance rate needed (0..1) [default: the workflow's]."
 )
@@ -95,8 +149,9 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
     "fmt",
     default="text",
     show_default=True,
-    metavar="text|json|table|csv",
+    metavar="[text|json|table|csv]",
     help="Output format.",
+    shell_complete=_complete.choices(*FORMATS),
 )
 @click.option(
     "--table-format",
@@ -104,6 +159,21 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool) -> str:
     show_default=True,
     metavar="NAME",
     help="Any tabulate format (with --format table).",
+)
+@click.option(
+    "--step",
+    "steps",
+    multiple=True,
+    metavar="STEP_ID",
+    help="Gate only on these steps of the one WORKFLOW named (repeatable): for checklists "
+    "whose human-only steps can never be AUTO.",
+    shell_complete=_complete.workflow_steps,
+)
+@click.option("--wide", is_flag=True, help="Show every column, uncut (with --format table).")
+@click.option(
+    "--columns",
+    metavar="COL,COL…",
+    help="Table columns to show, by their CSV/JSON names (with --format table).",
 )
 @click.pass_context
 def readiness(
@@ -114,20 +184,27 @@ def readiness(
     strict: bool | None,
     fmt: str,
     table_format: str,
+    steps: tuple[str, ...],
+    wide: bool,
+    columns: str | None,
 ) -> None:
     """Exit 0 when every named workflow (default: every workflow file) is ready for AUTO,
     1 when one is not, 2 on an error.
 
     Made for CI: it fails closed, so an unreadable session file of a named workflow is an
-    error, not a silent pass. It says what each blocking step still needs.
+    error, not a silent pass. It says what each blocking step still needs. With --step,
+    only the named steps of one workflow must be ready (the workflow's own level and
+    readiness are still shown).
     """
-    from coachctl.commands._output import emit_rows
-    from coachctl.commands.stats import STEP_COLUMNS, workflow_rows
+    from coachctl.commands._output import emit_rows, terminal_width
+    from coachctl.commands.stats import STEP_COLUMNS, STEP_VIEW, workflow_rows
     from coachctl.engine import history
     from coachctl.errors import StateError, UsageError
 
     if fmt not in FORMATS:
         raise UsageError(f"invalid --format: {fmt} (expected one of {', '.join(FORMATS)})")
+    if steps and len(workflows) != 1:
+        raise UsageError("--step needs exactly one WORKFLOW: coachctl readiness W --step S")
     overrides = {
         "threshold": parse_threshold(threshold),
         "min_decisions": parse_min_decisions(min_decisions),
@@ -145,10 +222,17 @@ def readiness(
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
         raise StateError(f"cannot decide readiness: {blocking[0].reason}{more}")
     ready = all(w["ready"] for w in rep.workflows)
+    if steps:
+        ready = gate_steps(rep.workflows[0], steps)
     if fmt == "json":
-        click.echo(to_json({"ready": ready, "workflows": rep.workflows}))
+        out: dict[str, Any] = {"ready": ready, "workflows": rep.workflows}
+        if steps:
+            out["steps"] = list(dict.fromkeys(steps))
+        click.echo(to_json(out))
     elif fmt == "text":
-        click.echo(explain(rep.workflows, ready))
+        shown = [only_steps(rep.workflows[0], steps)] if steps else rep.workflows
+        click.echo(explain(shown, ready, terminal_width()))
     else:
-        emit_rows(workflow_rows(rep.workflows, "step"), STEP_COLUMNS, fmt, table_format)
+        rows = workflow_rows(rep.workflows, "step")
+        emit_rows(rows, STEP_COLUMNS, fmt, table_format, view=STEP_VIEW, wide=wide, pick=columns)
     ctx.exit(0 if ready else 1)

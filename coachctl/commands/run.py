@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import (
     get_store,
     interactive,
     no_input_option,
     print_state,
+    ran_alone,
     var_option,
 )
-from coachctl.commands._output import output_options, to_json
+from coachctl.commands._output import outcome_text, output_options, to_json
 
 if TYPE_CHECKING:
     from coachctl.engine.actions import Plan
@@ -22,8 +24,17 @@ if TYPE_CHECKING:
     from coachctl.engine.store import Store
 
 
-@click.command()
-@click.argument("workflow")
+EPILOG = """\b
+Examples:
+  coachctl run hello                           # mixed: AUTO steps run, others ask
+  coachctl run rotate-certs --var env=staging --start-at reload
+  coachctl run hello --dry-run                 # the plan; runs and writes nothing
+  coachctl run hello --mode auto --no-input    # CI: exit 1 unless every step is ready
+"""
+
+
+@click.command(epilog=EPILOG)
+@click.argument("workflow", shell_complete=_complete.workflows)
 @click.option(
     "--mode",
     type=click.Choice(["mixed", "coaching", "observation", "auto"]),
@@ -33,7 +44,12 @@ if TYPE_CHECKING:
     "observation: you do each step and report it; auto: nothing asks (the workflow must be ready).",
 )
 @var_option
-@click.option("--start-at", metavar="STEP_ID", help="Begin at this step instead of the first.")
+@click.option(
+    "--start-at",
+    metavar="STEP_ID",
+    help="Begin at this step instead of the first.",
+    shell_complete=_complete.workflow_steps,
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; run nothing, write nothing.")
 @no_input_option
 @click.option(
@@ -204,9 +220,7 @@ class Progress:
         ok = rec.get("outcome") != "failed"
         dur = rec.get("duration")
         took = f" {dur:.1f}s" if isinstance(dur, (int, float)) else ""
-        from coachctl.engine.actions import exit_words
-
-        verdict = "ok" if ok else f"FAILED ({exit_words(rec)})"
+        verdict = "ok" if ok else f"FAILED ({outcome_text(rec, step.get('timeout'))})"
         if rec.get("outcome") == "interrupted":
             verdict = "interrupted"
         click.echo(f"{verdict}{took}" if self.live else f"{head} {verdict}{took}", err=self.err)
@@ -240,11 +254,12 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
 
             interact(ctx, store, session.id)
             return
-        print_state(actions.state(store, session), fmt)
+        print_state(actions.state(store, session), fmt, ran_alone(session.decisions))
         if out.failed:
             rec = out.record or {}
+            why = outcome_text(rec, (session.current_step or {}).get("timeout"))
             raise StepFailed(
-                f"step {rec.get('step_id')!r} failed ({actions.exit_words(rec)})"
+                f"step {rec.get('step_id')!r} failed ({why})"
                 + (f": session {session.id} failed" if session.status == "failed" else "")
             )
     except KeyboardInterrupt as exc:

@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from coachctl.cli import warn
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
-from coachctl.commands._output import emit_rows, output_options
+from coachctl.commands._output import View, emit_rows, output_options
 
 COUNTS = ("suggestions", "accepted", "rejected", "corrected", "manual", "failed", "skipped")
 WORKFLOW_COLUMNS = (
@@ -18,6 +19,21 @@ WORKFLOW_COLUMNS = (
 STEP_COLUMNS = (
     "workflow_id", "step_id", "level", "ready", *COUNTS, "acceptance_rate", "confidence",
     "accepts_needed", "reason",
+)  # fmt: skip
+# What a person sees by default (--wide: everything; CSV and JSON: always everything).
+WORKFLOW_VIEW = View(
+    WORKFLOW_COLUMNS,
+    ("workflow_id", "level", "ready", "sessions", "suggestions", "accepted", "acceptance_rate",
+     "confidence", "trend"),
+    shrink=("workflow_id",),
+    drop=("ready", "sessions", "trend"),
+)  # fmt: skip
+STEP_VIEW = View(
+    STEP_COLUMNS,
+    ("workflow_id", "step_id", "level", "suggestions", "acceptance_rate", "confidence",
+     "accepts_needed", "reason"),
+    shrink=("reason", "workflow_id", "step_id"),
+    drop=("suggestions",),
 )  # fmt: skip
 GLOBAL_ID = "(all)"
 BY_CHOICES = ("workflow", "step")
@@ -42,14 +58,30 @@ def workflow_rows(objects: Sequence[Mapping[str, Any]], by: str) -> list[dict[st
     return rows
 
 
-@click.command()
-@click.argument("workflows", nargs=-1)
-@click.option("--by", default="workflow", show_default=True, metavar="workflow|step",
-              help="One row per workflow or per step.")  # fmt: skip
-@output_options()
+EPILOG = """\b
+Examples:
+  coachctl stats                        # one row per workflow, and (all)
+  coachctl stats hello --by step        # why each step is (not) AUTO
+  coachctl stats --wide --table-format github
+  coachctl stats --format json | jq '.global.acceptance_rate'
+"""
+
+
+@click.command(epilog=EPILOG)
+@click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
+@click.option("--by", default="workflow", show_default=True, metavar="[workflow|step]",
+              help="One row per workflow or per step.",
+              shell_complete=_complete.choices(*BY_CHOICES))  # fmt: skip
+@output_options(wide=True)
 @click.pass_context
 def stats(
-    ctx: click.Context, workflows: tuple[str, ...], by: str, fmt: str, table_format: str
+    ctx: click.Context,
+    workflows: tuple[str, ...],
+    by: str,
+    fmt: str,
+    table_format: str,
+    wide: bool,
+    columns: str | None,
 ) -> None:
     """Acceptance, confidence and level per workflow (or step), with a global row.
 
@@ -71,7 +103,6 @@ def stats(
         return
     rows = workflow_rows(rep.workflows, by)
     rows.append({"workflow_id": GLOBAL_ID, **rep.global_})
-    columns: Sequence[str] = STEP_COLUMNS if by == "step" else WORKFLOW_COLUMNS
-    if fmt == "csv":
-        columns = [c for c in columns if c != "trend"]
-    emit_rows(rows, columns, fmt, table_format)
+    view = STEP_VIEW if by == "step" else WORKFLOW_VIEW
+    csv_columns = [c for c in view.columns if c != "trend"]
+    emit_rows(rows, csv_columns, fmt, table_format, view=view, wide=wide, pick=columns)

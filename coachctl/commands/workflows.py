@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from coachctl.cli import warn
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
-from coachctl.commands._output import emit_rows, output_options
+from coachctl.commands._output import View, emit_rows, output_options
 
 WORKFLOW_COLUMNS = (
     "workflow_id",
@@ -18,10 +19,22 @@ WORKFLOW_COLUMNS = (
     "sessions",
     "path",
 )
+WORKFLOW_VIEW = View(
+    WORKFLOW_COLUMNS,
+    ("workflow_id", "name", "steps", "level", "ready", "acceptance_rate", "sessions"),
+    shrink=("name", "workflow_id"),
+)
 
 
-@click.command()
-@click.argument("workflows", nargs=-1, required=True)
+VALIDATE_EPILOG = """\b
+Examples:
+  coachctl validate workflows/*.yaml
+  coachctl validate hello
+"""
+
+
+@click.command(epilog=VALIDATE_EPILOG)
+@click.argument("workflows", nargs=-1, required=True, shell_complete=_complete.workflows)
 @click.pass_context
 def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
     """Check WORKFLOW files (paths or ids); every problem is printed as PATH:LINE: message."""
@@ -44,10 +57,19 @@ def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
         raise UsageError(f"{bad} of {len(workflows)} workflow files invalid")
 
 
-@click.command()
-@output_options()
+WORKFLOWS_EPILOG = """\b
+Examples:
+  coachctl workflows
+  coachctl workflows --wide      # with each file's path
+"""
+
+
+@click.command(epilog=WORKFLOWS_EPILOG)
+@output_options(wide=True)
 @click.pass_context
-def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
+def workflows(
+    ctx: click.Context, fmt: str, table_format: str, wide: bool, columns: str | None
+) -> None:
     """List the home's workflows with their level, acceptance and readiness."""
     from coachctl.engine import history
     from coachctl.engine.workflow import find_workflows, load_workflow
@@ -75,4 +97,6 @@ def workflows(ctx: click.Context, fmt: str, table_format: str) -> None:
                 "path": str(path),
             }
         )
-    emit_rows(rows, WORKFLOW_COLUMNS, fmt, table_format)
+    emit_rows(
+        rows, WORKFLOW_COLUMNS, fmt, table_format, view=WORKFLOW_VIEW, wide=wide, pick=columns
+    )

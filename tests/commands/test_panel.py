@@ -38,9 +38,11 @@ steps:
 
 
 class Pty:
-    """coachctl in a 120x40 pseudo-terminal; everything it printed is kept in `.out`."""
+    """coachctl in a 120x40 (or `columns` wide) pseudo-terminal; what it printed is in `.out`."""
 
-    def __init__(self, home: Path, *args: str, colour: bool = False, **env: str) -> None:
+    def __init__(
+        self, home: Path, *args: str, colour: bool = False, columns: int = 120, **env: str
+    ) -> None:
         full_env = {
             k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "VISUAL", "EDITOR")
         }
@@ -54,7 +56,7 @@ class Pty:
             ["-m", "coachctl", "--home", str(home), *args],
             env=full_env,
             cwd=str(home),
-            dimensions=(40, 120),
+            dimensions=(40, columns),
             timeout=10,
             encoding="utf-8",
         )
@@ -111,7 +113,7 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
     t.expect("one-42")
     t.expect("ok: exit 0")
     t.expect("step 2/5")
-    t.expect("session: 1 accepted, 0 rejected, 0 corrected, 0 manual, 0 skipped, 0 failed")
+    t.expect("session: 1 accepted (100% accepted)")
     t.expect("workflow tour: 1/1 accepted (100%), confidence 0.21, level COACHING")
     t.key("r")
     t.expect("why (optional, Enter to skip): ")
@@ -119,13 +121,13 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
     t.expect("rejected")
     t.expect("step 3/5")
     t.key("c")
-    t.expect("suggestion: echo out-three")
-    t.expect("corrected command (empty cancels): ")
+    t.expect("corrected command: echo out-three")  # the prompt starts with the suggestion
+    t.child.send("\x15")  # Ctrl-U: readline clears the line
     t.line("echo fixed-$((1+2))")
     t.expect("fixed-3")
     t.expect("corrected and ran: exit 0")
     t.expect("step 4/5")
-    t.expect("session: 1 accepted, 1 rejected, 1 corrected, 0 manual")
+    t.expect("session: 1 accepted, 1 rejected, 1 corrected (33% accepted)")
     t.key("m")
     t.expect("what did you run? (optional, Enter to skip): ")
     t.line("echo by-hand")
@@ -134,7 +136,7 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
     t.key("s")
     t.expect("skipped")
     t.expect(" completed: 5/5 steps")
-    t.expect("session: 1 accepted, 1 rejected, 1 corrected, 1 manual, 1 skipped, 0 failed")
+    t.expect("session: 1 accepted, 1 rejected, 1 corrected, 1 manual, 1 skipped (25% accepted)")
     assert t.exit_code() == 0
     assert decisions(home) == [
         ("one", "accept", "echo one-$((40+2))", None, 0),
@@ -150,11 +152,13 @@ def test_a_full_coaching_session_with_every_key(home: Path) -> None:
 def test_inline_correction_empty_cancels(home: Path) -> None:
     t = Pty(home, "coach", "hello")
     t.key("c")
-    t.expect("corrected command (empty cancels): ")
+    t.expect("corrected command: echo 'hello from coachctl'")
+    t.child.send("\x15")
     t.line("")
     t.expect("empty: correction cancelled")
     t.key("c")
-    t.line("echo 'hello from coachctl'")
+    t.expect("corrected command: echo 'hello from coachctl'")
+    t.line("")  # Enter on the suggestion as it was
     t.expect("unchanged: correction cancelled (press a to accept it as it is)")
     t.key("p")
     assert t.exit_code() == 0
@@ -216,7 +220,7 @@ def test_pause_then_resume_in_a_new_terminal_at_the_same_step(home: Path) -> Non
     t = Pty(home, "resume", data["id"][:8])
     t.expect("step 2/3")
     t.expect("Check the clock  [clock]")
-    t.expect("session: 1 accepted, 0 rejected")
+    t.expect("session: 1 accepted (100% accepted)")
     t.key("s")
     t.key("s")
     t.expect(" completed: 3/3 steps")
@@ -326,11 +330,11 @@ def test_a_failed_command_offers_retry(home: Path) -> None:
     t.key("a")
     t.expect("first-2")
     t.expect("FAILED: exit 3")
-    t.expect("a retry, c correct, m manual, s skip")
     t.expect("step 1/1")
-    t.expect("! the last attempt failed (exit 3): a retry, c correct, m manual, s skip")
+    t.expect("! the last attempt failed (exit 3)\r\n")  # one hint: the key bar says the rest
     t.expect("1 failed")
-    t.key("a")
+    retry_bar = "[a] retry  [r] reject  [c] correct  [m] manual  [s] skip  [p] pause  [?] help  > "
+    t.key("a", retry_bar)
     t.expect("ok: exit 0")
     t.expect(" completed: 1/1 steps")
     assert t.exit_code() == 0
@@ -453,8 +457,8 @@ def test_a_step_whose_process_died_asks_a_person(home: Path) -> None:
     assert (data["status"], data["running"]["step_id"]) == ("active", "nap")
 
     t = Pty(home, "resume", data["id"])
-    t.expect("! interrupted while running: it may have run. a run again, m it is done (manual)")
-    t.key("s")
+    t.expect("! interrupted while running: it may have run.\r\n")
+    t.key("s", "[a] run again  [r] reject  [c] correct  [m] done  [s] skip  [p] pause")
     t.expect(" completed: 1/1 steps")
     assert t.exit_code() == 0
     assert [d["decision"] for d in only_session(home)["decisions"]] == ["skip"]

@@ -57,7 +57,7 @@ def test_not_ready_then_ready(cli: Cli, gate: Path) -> None:
     assert lines[0] == "NOT READY"
     assert lines[1] == "gate: not ready (level COACHING)"
     assert lines[2] == (
-        "  build: rate 1.000, confidence 0.342, 2 decisions; "
+        "  build: rate 1.00, confidence 0.34, 2 decisions; "
         "needs 1 more accept in a row (2 of 3 decisions)"
     )
     accept_sessions(cli, 1)
@@ -101,7 +101,7 @@ def test_accepts_needed_null_for_a_ceiling(cli: Cli, gate: Path) -> None:
     assert (step["accepts_needed"], step["level"]) == (None, "COACHING")
     text = cli("readiness", "capped").stdout.splitlines()
     assert text[2] == (
-        "  build: rate 1.000, confidence 0.342, 2 decisions; "
+        "  build: rate 1.00, confidence 0.34, 2 decisions; "
         "cannot become ready: capped at COACHING by max_level"
     )
 
@@ -187,3 +187,68 @@ def test_table_and_csv_list_steps(cli: Cli, gate: Path, fmt: str) -> None:
     r = cli("readiness", "--format", fmt)
     assert r.exit_code == 1
     assert "build" in r.stdout and "ship" in r.stdout
+
+
+CHECKLIST = """
+id: checklist
+coaching:
+  min_decisions: 2
+  strict: false
+steps:
+  - id: backup
+    run: echo backup
+  - id: eyeball
+    instructions: Look at the dashboard; report what you saw.
+  - id: restart
+    run: echo restart
+    max_level: COACHING
+  - id: notify
+    run: echo notify
+"""
+
+
+def test_a_checklist_gates_on_the_steps_that_can_be_auto(cli: Cli, gate: Path) -> None:
+    """A human-only step (instructions only, or a max_level ceiling) never lets the whole
+    workflow pass; `--step` gates on the steps that can, and `run` (mixed) then runs those
+    alone and asks a person for the rest."""
+    write_workflow(gate, "checklist", CHECKLIST)
+    for _ in range(2):
+        sid = cli.start("checklist")
+        cli("decide", sid, "accept", "--no-exec")
+        cli("decide", sid, "manual", "--command", "looked")
+        cli("decide", sid, "accept", "--no-exec")
+        cli("decide", sid, "accept", "--no-exec")
+    whole = cli("readiness", "checklist")
+    assert whole.exit_code == 1
+    assert "restart: rate 1.00, confidence 0.34, 2 decisions; cannot become ready: capped" in (
+        whole.stdout
+    )
+    r = cli("readiness", "checklist", "--step", "backup", "--step", "notify")
+    assert (r.exit_code, r.stdout.splitlines()) == (
+        0,
+        ["READY", "checklist (steps backup, notify): ready (level AUTO)"],
+    )
+    out = json.loads(cli("readiness", "checklist", "--step", "backup", "--format", "json").stdout)
+    assert out["ready"] is True and out["steps"] == ["backup"]
+    assert out["workflows"][0]["ready"] is False  # the workflow as a whole, unchanged
+    r = cli("readiness", "checklist", "--step", "backup", "--step", "restart")
+    assert r.exit_code == 1 and "restart:" in r.stdout and "backup:" not in r.stdout
+    # the run: AUTO steps go alone, the person is asked at the human step
+    state = cli.json("run", "checklist", "--no-input")
+    assert state["step"]["id"] == "eyeball" and state["progress"]["done"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["checklist", "--step", "nope"],
+            "coachctl: unknown step 'nope' in checklist (its steps: ",
+        ),
+        (["--step", "backup"], "coachctl: --step needs exactly one WORKFLOW"),
+    ],
+)
+def test_step_gate_errors(cli: Cli, gate: Path, args: list[str], message: str) -> None:
+    write_workflow(gate, "checklist", CHECKLIST)
+    r = cli("readiness", *args)
+    assert r.exit_code == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1

@@ -101,7 +101,7 @@ def test_every_format_has_a_row_per_workflow_and_global(cli: Cli, only_two: Path
         assert "trend" not in rows[0]
     else:
         lines = r.stdout.splitlines()
-        assert lines[0].split()[:3] == ["workflow_id", "level", "ready"]
+        assert lines[0].split()[:3] == ["workflow", "level", "ready"]
         assert lines[0].split()[-1] == "trend"
         assert lines[2].startswith("two ") and lines[3].startswith("(all) ")
 
