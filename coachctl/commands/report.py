@@ -8,9 +8,17 @@ from pathlib import Path
 
 import click
 
+from coachctl.commands import _complete
 from coachctl.commands._common import get_store
 
 DEFAULT_NAME = "coachctl-report.html"
+
+EPILOG = """\b
+Examples:
+  coachctl report                                # ./coachctl-report.html, every workflow
+  coachctl report hello -o trust.html --since 30d
+  coachctl report -o artifacts/                  # in CI: upload artifacts/coachctl-report.html
+"""
 
 
 def write_whole(path: Path, text: str) -> None:
@@ -36,8 +44,8 @@ def write_whole(path: Path, text: str) -> None:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-@click.command()
-@click.argument("workflows", nargs=-1)
+@click.command(epilog=EPILOG)
+@click.argument("workflows", nargs=-1, shell_complete=_complete.workflows)
 @click.option(
     "-o",
     "--output",
