@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "workflows": ("coachctl.commands.workflows:workflows", "List the home's workflows."),
     "doctor": ("coachctl.commands.doctor:doctor", "Check (and repair) sessions and derived state."),
     "report": ("coachctl.commands.report:report", "Write an HTML report of how trust grew."),
+    "store": ("coachctl.commands.store:store", "The store: status, upgrade, migrate."),
 }
 
 
@@ -52,16 +53,31 @@ class Settings:
     more than a tenth of `coachctl --help`.)
     """
 
-    def __init__(self, home_option: str | None, lock_timeout: float, debug: bool) -> None:
+    def __init__(
+        self,
+        home_option: str | None,
+        lock_timeout: float,
+        debug: bool,
+        store_option: str | None = None,
+    ) -> None:
         self.home_option = home_option
         self.lock_timeout = lock_timeout
         self.debug = debug
+        self.store_option = store_option
 
     def store(self) -> Any:
-        from coachctl.engine.home import resolve_home
-        from coachctl.engine.store import Store
+        """The store, built once per invocation (every command reaches it through here):
+        PostgreSQL when --store, COACHCTL_STORE or HOME/coachctl.yaml names one (§7)."""
+        built = self.__dict__.get("_store")
+        if built is None:
+            from coachctl.engine.home import resolve_home
+            from coachctl.engine.stores import open_store
+            from coachctl.store.selection import store_url
 
-        return Store(resolve_home(self.home_option), self.lock_timeout)
+            home = resolve_home(self.home_option)
+            built = open_store(store_url(self.store_option, home), home, self.lock_timeout)
+            self.__dict__["_store"] = built
+        return built
 
 
 def _check_lock_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -336,6 +352,14 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
     help="Folder holding workflows/ and sessions/ [env COACHCTL_HOME; default: current dir].",
 )
 @click.option(
+    "--store",
+    "store_option",
+    metavar="URL",
+    envvar="COACHCTL_STORE",
+    help="A postgresql:// URL: share one store with a team [env COACHCTL_STORE; default: "
+    "store: in HOME/coachctl.yaml, else HOME/sessions/].",
+)
+@click.option(
     "--lock-timeout",
     type=float,
     callback=_check_lock_timeout,
@@ -355,7 +379,9 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
     callback=_show_version,
 )
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, lock_timeout: float, debug: bool) -> None:
+def cli(
+    ctx: click.Context, home: str | None, store_option: str | None, lock_timeout: float, debug: bool
+) -> None:
     """coachctl: turn runbooks into automation that earns trust step by step.
 
     Workflows (YAML) run one step at a time: people observe, then coachctl coaches
@@ -364,7 +390,7 @@ def cli(ctx: click.Context, home: str | None, lock_timeout: float, debug: bool) 
     """
     if debug:
         os.environ["COACHCTL_DEBUG"] = "1"
-    ctx.obj = Settings(home, lock_timeout, debug or debug_enabled())
+    ctx.obj = Settings(home, lock_timeout, debug or debug_enabled(), store_option)
 
 
 def main() -> None:

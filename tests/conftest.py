@@ -40,6 +40,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COACHCTL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COACHCTL_USER", "tester")
     monkeypatch.delenv("COACHCTL_DEBUG", raising=False)
+    monkeypatch.delenv("COACHCTL_STORE", raising=False)
     monkeypatch.delenv("VISUAL", raising=False)
     monkeypatch.delenv("EDITOR", raising=False)
 
@@ -113,3 +114,49 @@ def cli(home: Path) -> Cli:
 def coachctl_cmd() -> list[str]:
     """How a test starts coachctl as a real process (same interpreter as the tests)."""
     return [sys.executable, "-m", "coachctl"]
+
+
+# -- PostgreSQL: one throwaway cluster per test run, one fresh database per test ----------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """The test cluster (tests/store/pg.py), or the server named by COACHCTL_TEST_PG.
+
+    With CI=true (how .ci/run runs the suite) a missing server or driver FAILS the tests
+    that need it; a developer run elsewhere skips them, saying loudly why."""
+    from tests.store.pg import Cluster, Unavailable
+
+    try:
+        cluster = Cluster.from_env() or Cluster.start()
+    except Unavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL tests must run in CI, but: {exc}", pytrace=False)
+        pytest.skip(
+            f"PostgreSQL tests NOT RUN: {exc} (install PostgreSQL 15 server binaries, "
+            "or set COACHCTL_TEST_PG to a libpq URL of a server where you may create databases)"
+        )
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_empty(pg_cluster: Any) -> Iterator[str]:
+    """A new empty database (no coachctl schema) for this test alone; its URL."""
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(url)
+
+
+@pytest.fixture
+def pg_url(pg_empty: str) -> str:
+    """A new database with the coachctl schema applied (`coachctl store upgrade`)."""
+    from coachctl.store.postgres import schema
+    from coachctl.store.postgres.connect import connect
+
+    conn = connect(pg_empty, 10.0)
+    try:
+        schema.upgrade(conn, pg_empty)
+    finally:
+        conn.close()
+    return pg_empty

@@ -55,3 +55,31 @@ def test_help_imports_neither_yaml_nor_tabulate(argv: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY=" in out.stderr
     assert out.stderr.rsplit("HEAVY=", 1)[1].strip() == ""
+
+
+FILE_STORE_WORDS = ("sessions_dir", ".locks", "events.jsonl", "events_path", "load_raw", "save_raw")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if (PACKAGE / "store" / "files") not in p.parents),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_only_the_file_store_knows_its_paths(path: Path) -> None:
+    """Issue 8: commands, engine and metrics talk to the Store interface; nothing outside
+    coachctl/store/files/ builds a path under sessions/ or knows its files and locks."""
+    tree = ast.parse(path.read_text())
+    found = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
+    found += [
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+    found = [w for w in FILE_STORE_WORDS for x in found if w in x]
+    found += [  # home / "sessions"
+        "/ 'sessions'"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.BinOp)
+        and isinstance(n.op, ast.Div)
+        and isinstance(n.right, ast.Constant)
+        and n.right.value == "sessions"
+    ]
+    assert found == []

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 
 def get_store(ctx: click.Context) -> Store:

@@ -28,16 +28,22 @@ def _home(ctx: click.Context) -> Path:
 
     During completion the root callback does not run, so read the parsed root option.
     """
-    from coachctl.engine.store import resolve_home
+    from coachctl.engine.home import resolve_home
 
     home = ctx.find_root().params.get("home")
     return resolve_home(home if isinstance(home, str) else None)
 
 
 def _store(ctx: click.Context) -> Any:
-    from coachctl.engine.store import Store
+    """The store the command line names (--store, COACHCTL_STORE, coachctl.yaml, else the
+    home's sessions/), as the command itself would open it."""
+    from coachctl.engine.stores import open_store
+    from coachctl.store.selection import store_url
 
-    return Store(_home(ctx), lock_timeout=0.5)
+    home = _home(ctx)
+    option = ctx.find_root().params.get("store_option")
+    url = store_url(option if isinstance(option, str) else None, home)
+    return open_store(url, home, lock_timeout=0.5)
 
 
 def sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
@@ -58,7 +64,7 @@ def sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> lis
         help_text = None
         if n < DESCRIBED:
             try:
-                help_text = _describe(store.load_raw(sid))
+                help_text = _describe(store.load(sid))
             except Exception:
                 help_text = None
         items.append(CompletionItem(sid, help=help_text))
@@ -155,7 +161,7 @@ def session_steps(
         return []
     try:
         store = _store(ctx)
-        raw = store.load_raw(store.resolve(ref))
+        raw = store.load(store.resolve(ref))
         steps = list(raw.get("steps", []))
         cursor = int(raw.get("cursor", 0))
     except Exception:

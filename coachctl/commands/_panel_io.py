@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 
 class LineTracker:
@@ -39,23 +39,30 @@ def _forget_last(readline: Any) -> None:
         pass
 
 
-def events_mark(store: Store) -> int:
-    """Where the events log ends now (the file store's byte offset), so the panel can read
-    what a decision added."""
-    try:
-        return int(store.events_path.stat().st_size)
-    except OSError:
-        return 0
-
-
-def events_since(store: Store, mark: int) -> tuple[list[dict[str, Any]], int]:
-    """The events appended after `mark`, and the new mark; never fails the panel."""
+def events_mark(store: Store) -> str:
+    """Where the events log ends now (the store's cursor), so the panel can read what a
+    decision added."""
     from coachctl.errors import CoachctlError
 
     try:
-        return store.read_events(mark)
+        return store.events_end()
     except (CoachctlError, OSError):
-        return [], mark
+        return ""
+
+
+def events_since(store: Store, mark: str) -> tuple[list[dict[str, Any]], str]:
+    """The events appended after `mark`, and the new mark; never fails the panel."""
+    from coachctl.errors import CoachctlError
+
+    found: list[dict[str, Any]] = []
+    end = mark
+    try:
+        for event, after in store.read_events(mark):
+            found.append(event)
+            end = after
+    except (CoachctlError, OSError):
+        pass
+    return found, end
 
 
 def readline_input(prompt: str, prefill: str) -> str | None:

@@ -19,11 +19,8 @@ RESUMABLE = ("paused", "failed", "active")
 
 
 def store_name(store: Any) -> str:
-    """How errors name the store searched: its own description, else its sessions folder."""
-    describe = getattr(store, "describe", None)
-    if callable(describe):
-        return str(describe())
-    return str(getattr(store, "sessions_dir", getattr(store, "home", "the store")))
+    """How errors name the store searched (`Store.describe`)."""
+    return str(store.describe())
 
 
 def listing(store: Any) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from coachctl.commands._common import get_store
 from coachctl.commands._output import View, emit_rows, output_options, to_json
 
 if TYPE_CHECKING:
-    from coachctl.engine.store import Store
     from coachctl.engine.workflow import Workflow
+    from coachctl.store.base import Store
 
 COLUMNS = ("workflow_id", "step_id", "base", "correction", "times", "adopted", "source", "stale")
 
@@ -70,16 +70,17 @@ def list_(
 
     `stale` marks what no longer applies because the workflow's `run` changed.
     """
+    from coachctl.engine import corrections as cs
     from coachctl.engine import learning
 
     store = get_store(ctx)
     rows: list[dict[str, Any]] = []
     if workflow is not None:
         wf = _workflow(store, workflow)
-        rows = learning.rows(learning.read_pack(store, wf.id), wf)
+        rows = learning.rows(cs.load_pack(store, wf.id), wf)
     else:
-        for workflow_id in learning.pack_ids(store):
-            pack = learning.read_pack(store, workflow_id)
+        for workflow_id in store.pack_ids():
+            pack = cs.load_pack(store, workflow_id)
             rows.extend(learning.rows(pack, _maybe_workflow(store, workflow_id)))
     view = View(COLUMNS, shrink=("correction", "base"))
     emit_rows(
@@ -102,12 +103,13 @@ def export(ctx: click.Context, workflow: str, output: str | None) -> None:
     """Export WORKFLOW's correction pack as YAML, to share it with another home."""
     import yaml
 
+    from coachctl.engine import corrections as cs
     from coachctl.engine import learning
     from coachctl.errors import UsageError
 
     store = get_store(ctx)
     wf = _workflow(store, workflow)
-    doc = learning.export(learning.read_pack(store, wf.id))
+    doc = learning.export(cs.load_pack(store, wf.id))
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
     if output is None:
         click.echo(text, nl=False)
@@ -144,6 +146,7 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
     import yaml
 
     from coachctl.commands._common import interactive
+    from coachctl.engine import corrections as cs
     from coachctl.engine import learning
     from coachctl.errors import UsageError
 
@@ -162,7 +165,7 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
         raise UsageError(f"{file}: invalid correction pack: not UTF-8 text") from None
     doc = learning.parse_export(raw, file)
     wf = _workflow(store, doc["workflow"])
-    changes = learning.plan_import(learning.read_pack(store, wf.id), doc, wf)
+    changes = learning.plan_import(cs.load_pack(store, wf.id), doc, wf)
     if not changes:
         click.echo(f"nothing to change: {wf.id}'s pack already has everything in {file}")
         return
@@ -175,7 +178,7 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
         if not click.confirm("apply these changes?", default=False):
             click.echo("nothing changed")
             return
-    applied = learning.apply_import(store, wf, doc)
+    applied = cs.apply_import(store, wf, doc)
     click.echo(f"imported {len(applied)} change(s) into {wf.id}")
 
 
@@ -195,11 +198,11 @@ def adopt(ctx: click.Context, workflow: str, step: str, command: str | None, fmt
 
     It starts at zero trust: the step is coached again before it can run alone.
     """
-    from coachctl.engine import learning
+    from coachctl.engine import corrections as cs
 
     store = get_store(ctx)
     wf = _workflow(store, workflow)
-    adopted = learning.adopt(store, wf, step, command)
+    adopted = cs.adopt(store, wf, step, command)
     if fmt == "json":
         click.echo(to_json(adopted))
         return
@@ -219,11 +222,11 @@ def drop(ctx: click.Context, workflow: str, step: str, fmt: str) -> None:
 
     The dropped command is not learned again by itself (`adopt` can bring it back).
     """
-    from coachctl.engine import learning
+    from coachctl.engine import corrections as cs
 
     store = get_store(ctx)
     wf = _workflow(store, workflow)
-    dropped = learning.drop(store, wf, step)
+    dropped = cs.drop(store, wf, step)
     run = next(s.run for s in wf.steps if s.id == step)
     if fmt == "json":
         click.echo(to_json({**dropped, "suggestion": run}))

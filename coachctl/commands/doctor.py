@@ -30,9 +30,9 @@ def doctor(ctx: click.Context, repair: bool, fmt: str) -> None:
 
     A step left running by a dead process is reported but never cleared: a person decides it.
     """
-    from coachctl.engine import history
+    from coachctl.engine.doctor import doctor as check
 
-    findings, checked = history.doctor(get_store(ctx), repair=repair)
+    findings, checked = check(get_store(ctx), repair=repair)
     problems = [f for f in findings if f.problem]
     if fmt == "json":
         click.echo(

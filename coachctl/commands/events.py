@@ -67,8 +67,10 @@ def events(
 ) -> None:
     """Print the event log (sessions started, decisions, runs, pauses, level changes).
 
-    With --follow it works like `tail -f`: it prints what matches, then every new event
-    written by any coachctl process, until Ctrl-C (exit 0).
+    The log is read as a stream, so the first lines come at once however long it is.
+    With --follow it starts at the end, like `tail -f -n 0`: it prints every new event that
+    matches, written by any coachctl process, until Ctrl-C (exit 0); run it without
+    --follow for what was logged before.
     """
     from coachctl.commands._output import terminal_width
     from coachctl.engine import events as ev
@@ -81,14 +83,14 @@ def events(
         since=ev.parse_since(since) if since is not None else None,
     )
     try:
-        found, offset = store.read_events(0)
-        for e in flt.apply(found):
-            click.echo(render(e, fmt, width))
         if not follow:
+            for e, _ in store.read_events(""):
+                if flt.matches(e):
+                    click.echo(render(e, fmt, width))
             return
-        for batch in ev.follow(store, offset):
-            for e in flt.apply(batch):
-                click.echo(render(e, fmt, width))
+        for batch in ev.follow(store, store.events_end()):
+            for new in flt.apply(batch):
+                click.echo(render(new, fmt, width))
     except KeyboardInterrupt:
         return
 

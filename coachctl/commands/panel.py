@@ -29,7 +29,7 @@ from coachctl.commands._panel_words import (
 
 if TYPE_CHECKING:
     from coachctl.engine.session import Session
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 KEYS = {"a": "accept", "r": "reject", "c": "correct", "m": "manual", "s": "skip"}
 HELP = [
@@ -278,7 +278,7 @@ class Panel:
             self.announce(mark, session, levels)
 
     def announce(
-        self, mark: int, session: Session, before: dict[str, str] | None
+        self, mark: str, session: Session, before: dict[str, str] | None
     ) -> dict[str, str] | None:
         """One line for each change the decision just caused, at the moment it happens: a
         correction adopted or a command learned (the events the decision wrote), a step or

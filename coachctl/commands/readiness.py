@@ -215,7 +215,7 @@ def readiness(
         store, workflows, overrides=overrides, include_orphans=False, strict_files=True
     )
     if not rep.workflows:
-        raise UsageError(f"no workflows to check in {store.workflows_dir}")
+        raise UsageError(f"no workflows to check in {store.home / 'workflows'}")
     named = {w["workflow_id"] for w in rep.workflows}
     blocking = [b for b in rep.bad if b.workflow_id is None or b.workflow_id in named]
     if blocking:

@@ -21,7 +21,7 @@ from coachctl.commands._output import outcome_text, output_options, to_json
 if TYPE_CHECKING:
     from coachctl.engine.actions import Plan
     from coachctl.engine.session import Session
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 
 EPILOG = """\b

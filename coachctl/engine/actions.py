@@ -1,19 +1,20 @@
 """What the commands do, as functions: start, decide, pause, resume, cancel, state.
 
-This is where store, session, executor and the trust history meet. Each function takes the
-`Store` and plain arguments, returns data or raises a `CoachctlError`; nothing here prints.
-The lock is never held while a step's command runs (CONTRACT §3).
+This is where store, session, executor and the trust history meet. Each function takes a
+`Store` (coachctl/store/base.py) and plain arguments, returns data or raises a
+`CoachctlError`; nothing here prints. Every change to a session goes through one
+`store.transaction`; none is held while a step's command runs (CONTRACT §3).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from coachctl.engine import session as sm
 from coachctl.engine.session import Session
-from coachctl.engine.store import Store, new_session_id
 from coachctl.errors import (
     CoachctlError,
     ConflictError,
@@ -25,6 +26,7 @@ from coachctl.errors import (
 if TYPE_CHECKING:
     from coachctl.engine.executor import ExecResult
     from coachctl.engine.workflow import Workflow
+    from coachctl.store.base import SessionTxn, Store
 
 Stream = Callable[[bytes], None]
 Progress = Callable[[dict[str, Any]], None]
@@ -64,31 +66,54 @@ class Outcome:
 
 def load(store: Store, ref: str) -> Session:
     sid = store.resolve(ref)
-    return Session.from_dict(store.load_raw(sid))
+    return opened(store, store.load(sid))
 
 
-def commit(store: Store, session: Session, events: Sequence[Mapping[str, Any]] = ()) -> None:
-    """Save the session file (atomic), then bring the derived state up to date.
+def opened(store: Store, data: Mapping[str, Any]) -> Session:
+    """A loaded session whose running mark (if any) is judged by the store's lease first:
+    a lease another machine holds is running, a lease whose holder is gone is interrupted,
+    and only where the store cannot tell is the mark's host and pid checked (CONTRACT §3)."""
+    session = Session.from_dict(data)
+    token = (session.running or {}).get("token")
+    if isinstance(token, str):
+        session.lease = store.lease_alive(session.id, token)
+    return session
 
-    The session file is the commit point: once it is written the decision is made, so a
-    derived write that fails after it (events log, pack, index; disk full, lock timeout) is a
-    warning on stderr, never an error exit that would make a script decide again.
-    """
+
+@contextlib.contextmanager
+def transaction(store: Store, session_id: str) -> Iterator[SessionTxn]:
+    """`store.transaction`, plus the warnings of derived writes that failed after its
+    commit point: the decision stands, so they are warnings, never an error exit that
+    would make a script decide again."""
+    with store.transaction(session_id) as txn:
+        yield txn
+    for message in txn.warnings:
+        warn(message)
+
+
+def commit(
+    store: Store,
+    txn: SessionTxn,
+    session: Session,
+    events: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Stage the session with everything derived from it: its decision rows, level
+    changes (level_changed events), its pack's new lessons, and `events`. The transaction
+    writes it all when its block ends."""
+    from coachctl.engine import corrections, history
+    from coachctl.engine.records import derive
+
     data = session.to_dict()
-    before = store.sessions_stamp()  # lets the index vouch for this write (index.update)
-    written = store.save_raw(data)
-    from coachctl.engine import history, learning
-    from coachctl.errors import CoachctlError
+    txn.save(data, derive(data))
+    extra = history.level_changes(txn, data)
+    extra += corrections.fold_into(store, txn, data)
+    txn.append_events([*events, *extra])
 
-    try:
-        extra = history.after_write(store, data, dir_before=before, written=written)
-        extra += learning.after_write(store, data)
-        store.append_events([*events, *extra])
-    except (CoachctlError, OSError) as exc:
-        warn(
-            f"coachctl: warning: session {session.id} was saved, but not its derived state: "
-            f"{exc} (coachctl doctor --repair)"
-        )
+
+def record_seq(txn: SessionTxn, record: dict[str, Any]) -> dict[str, Any]:
+    """Give a decision just recorded its order of record (see `SessionTxn.next_seq`)."""
+    record["seq"] = txn.next_seq()
+    return record
 
 
 def warn(message: str) -> None:
@@ -128,13 +153,14 @@ def snapshot_steps(
     store: Store, workflow: Workflow, variables: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """The steps as this session will run them: templates, filled-in commands, suggestions."""
-    from coachctl.engine import history
+    from coachctl.engine import corrections
     from coachctl.engine.workflow import render_run, render_text
 
+    proposed = corrections.suggestions(store, workflow)
     steps = []
     for step in workflow.steps:
         data = step.to_dict()
-        suggestion, source = history.current_suggestion(store, workflow, step)
+        suggestion, source = proposed[step.id]
         data["suggestion"] = suggestion
         data["source"] = source
         data["command"] = render_run(suggestion, variables) if suggestion else None
@@ -203,7 +229,9 @@ def plan(
 
 def start(store: Store, p: Plan) -> Session:
     """Create and save the session of a plan."""
-    store.ensure()
+    from coachctl.engine.records import derive
+    from coachctl.store.ids import new_session_id
+
     session = sm.new_session(
         new_session_id(),
         workflow_id=p.workflow.id,
@@ -215,8 +243,10 @@ def start(store: Store, p: Plan) -> Session:
         coaching=p.workflow.coaching.to_dict(),
         start_at=p.start_at,
     )
-    with store.lock(session.id):
-        commit(store, session, [event("session_started", session, mode=session.mode)])
+    data = session.to_dict()
+    derive(data)  # refuse what could not be read back
+    for message in store.create(data, [event("session_started", session, mode=session.mode)]):
+        warn(message)
     return session
 
 
@@ -253,9 +283,44 @@ def decide(
         )
     sid = store.resolve(ref)
     by = decided_by or sm.current_user()
+    with contextlib.ExitStack() as held:
+        return _decide_held(
+            store,
+            sid,
+            held,
+            decision,
+            correction,
+            command,
+            feedback,
+            step_guard,
+            no_exec,
+            stream,
+            decided_by,
+            by,
+            terminal,
+        )
+
+
+def _decide_held(
+    store: Store,
+    sid: str,
+    held: contextlib.ExitStack,
+    decision: str,
+    correction: str | None,
+    command: str | None,
+    feedback: str | None,
+    step_guard: str | None,
+    no_exec: bool,
+    stream: Stream | None,
+    decided_by: str | None,
+    by: str,
+    terminal: bool,
+) -> Outcome:
+    """`decide` with `held` keeping the runner's lease from before the running mark is
+    committed until the outcome is recorded (or the process dies)."""
     to_run: str | None = None
-    with store.lock(sid):
-        session = Session.from_dict(store.load_raw(sid))
+    with transaction(store, sid) as txn:
+        session = opened(store, txn.session)
         step = sm.check_decidable(
             session, decision, step_guard=step_guard, by_auto=decided_by == "auto"
         )
@@ -270,10 +335,13 @@ def decide(
                 feedback=feedback,
                 decided_by=by,
             )
-            commit(store, session, _decision_events(session, record))
+            record_seq(txn, record)
+            commit(store, txn, session, _decision_events(session, record))
             return Outcome(session, record)
         token = sm.mark_running(session, step, decision, to_run)
-        store.save_raw(session.to_dict())
+        held.enter_context(store.lease(sid, token))  # before the mark is visible to anyone
+        data = session.to_dict()
+        txn.save(data, _derive(data))
     try:
         result = _execute(session, step, to_run, stream, terminal)
     except KeyboardInterrupt:
@@ -374,8 +442,8 @@ def _record_run(
     by: str,
     result: ExecResult,
 ) -> Outcome:
-    with store.lock(sid):
-        session = Session.from_dict(store.load_raw(sid))
+    with transaction(store, sid) as txn:
+        session = opened(store, txn.session)
         if not session.running or session.running.get("token") != token:
             raise ConflictError(f"session {sid} changed while step {step['id']!r} ran")
         outcome = "interrupted" if result.interrupted else "ok" if result.ok else "failed"
@@ -396,13 +464,14 @@ def _record_run(
             error=result.error,
             stopped_by=stopped,
         )
+        record_seq(txn, record)
         events = _decision_events(session, record)
         if result.interrupted:
             reason = "interrupted (Ctrl-C)" if stopped == "SIGINT" else f"interrupted ({stopped})"
             if session.status == "active":
                 sm.pause(session, reason)
             events.append(event("session_paused", session, reason="interrupted"))
-        commit(store, session, events)
+        commit(store, txn, session, events)
     return Outcome(session, record, result)
 
 
@@ -418,12 +487,14 @@ def signal_name(sig: int) -> str:
 def _abandon(store: Store, sid: str, token: str) -> None:
     """Ctrl-C before our command started: drop the running mark and pause, quietly."""
     try:
-        with store.lock(sid):
-            session = Session.from_dict(store.load_raw(sid))
+        with transaction(store, sid) as txn:
+            session = opened(store, txn.session)
             if sm.clear_running(session, token):
                 if session.status == "active":
                     sm.pause(session, "interrupted (Ctrl-C)")
-                commit(store, session, [event("session_paused", session, reason="interrupted")])
+                commit(
+                    store, txn, session, [event("session_paused", session, reason="interrupted")]
+                )
     except (CoachctlError, OSError):
         pass
 
@@ -517,10 +588,10 @@ def run_auto_steps(
             return outcome
         if one.failed:
             if one.session.mode == "auto":
-                with store.lock(session.id):
-                    fresh = load(store, session.id)
+                with transaction(store, session.id) as txn:
+                    fresh = opened(store, txn.session)
                     sm.fail(fresh)
-                    commit(store, fresh, [event("session_failed", fresh, step_id=step["id"])])
+                    commit(store, txn, fresh, [event("session_failed", fresh, step_id=step["id"])])
                 outcome.session = fresh
             return outcome
 
@@ -530,44 +601,44 @@ def run_auto_steps(
 
 def pause(store: Store, ref: str, reason: str | None = None) -> Session:
     sid = store.resolve(ref)
-    with store.lock(sid):
-        session = load(store, sid)
+    with transaction(store, sid) as txn:
+        session = opened(store, txn.session)
         sm.pause(session, reason)
-        commit(store, session, [event("session_paused", session, reason=reason)])
+        commit(store, txn, session, [event("session_paused", session, reason=reason)])
     return session
 
 
 def pause_quietly(store: Store, session_id: str, reason: str) -> Session | None:
     """Pause on Ctrl-C; never raise, since we are already leaving."""
     try:
-        with store.lock(session_id):
-            session = load(store, session_id)
+        with transaction(store, session_id) as txn:
+            session = opened(store, txn.session)
             if session.status != "active":
                 return session
             sm.pause(session, reason)
-            commit(store, session, [event("session_paused", session, reason=reason)])
-            return session
+            commit(store, txn, session, [event("session_paused", session, reason=reason)])
+        return session
     except (StorageError, ConflictError, UsageError, OSError):
         return None
 
 
 def resume(store: Store, ref: str) -> Session:
     sid = store.resolve(ref)
-    with store.lock(sid):
-        session = load(store, sid)
+    with transaction(store, sid) as txn:
+        session = opened(store, txn.session)
         if session.status == "active":
             return session
         sm.resume(session)
-        commit(store, session, [event("session_resumed", session)])
+        commit(store, txn, session, [event("session_resumed", session)])
     return session
 
 
 def cancel(store: Store, ref: str) -> Session:
     sid = store.resolve(ref)
-    with store.lock(sid):
-        session = load(store, sid)
+    with transaction(store, sid) as txn:
+        session = opened(store, txn.session)
         sm.cancel(session)
-        commit(store, session, [event("session_cancelled", session)])
+        commit(store, txn, session, [event("session_cancelled", session)])
     return session
 
 
@@ -651,39 +722,34 @@ def list_sessions(
     status: str | None = None,
     mode: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Summaries of the home's sessions, oldest first; unreadable files are named apart."""
-    from coachctl.errors import CoachctlError
-
+    """Summaries of the store's sessions, oldest first; unreadable ones are named apart."""
+    found, bad = store.list_sessions(workflow)
     rows: list[dict[str, Any]] = []
-    bad: list[str] = []
-    for sid in store.list_ids():
-        try:
-            s = Session.from_dict(store.load_raw(sid))
-        except CoachctlError as exc:
-            bad.append(str(exc))
+    for s in found:
+        if (status and s["status"] != status) or (mode and s["mode"] != mode):
             continue
-        if workflow and s.workflow_id != workflow:
-            continue
-        if status and s.status != status:
-            continue
-        if mode and s.mode != mode:
-            continue
-        step = s.current_step
         rows.append(
             {
-                "session_id": s.id,
-                "workflow_id": s.workflow_id,
-                "mode": s.mode,
-                "status": s.status,
-                "step": step["id"]
-                if step is not None and s.status not in ("completed", "cancelled")
-                else None,
-                "done": min(s.cursor, len(s.steps)),
-                "total": len(s.steps),
-                "decisions": len(s.decisions),
-                "started_by": s.started_by,
-                "created_at": s.created_at,
-                "updated_at": s.updated_at,
+                k: s[k]
+                for k in (
+                    "session_id",
+                    "workflow_id",
+                    "mode",
+                    "status",
+                    "step",
+                    "done",
+                    "total",
+                    "decisions",
+                    "started_by",
+                    "created_at",
+                    "updated_at",
+                )
             }
         )
-    return rows, bad
+    return rows, [b.reason for b in bad]
+
+
+def _derive(data: Mapping[str, Any]) -> Any:
+    from coachctl.engine.records import derive
+
+    return derive(data)

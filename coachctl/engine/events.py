@@ -1,22 +1,24 @@
 """Reading the events log: filters and a `tail -f` style follower.
 
-The log (`sessions/events.jsonl`) is written by every coachctl process through
-`Store.append_events`; this module only reads it, so a follower never blocks a writer.
+Every coachctl process appends events through its store; this module only reads them
+from a cursor (`Store.read_events`), so a follower never blocks a writer.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coachctl.engine.store import Store
 from coachctl.errors import UsageError
 
+if TYPE_CHECKING:
+    from coachctl.store.base import Store
+
 POLL_SECONDS = 0.2
+BATCH = 1000
 _AGO_RE = re.compile(r"([0-9]+)([smhdw])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 #: The longest `--since` age: 100 years. Events are never older; a longer age is a typo, and
@@ -84,26 +86,22 @@ class EventFilter:
 
 
 def follow(
-    store: Store,
-    offset: int,
-    *,
-    interval: float = POLL_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
+    store: Store, cursor: str, *, interval: float = POLL_SECONDS
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield each batch of events appended after byte `offset`, forever (poll every `interval`).
+    """Yield each batch of events appended after `cursor`, forever.
 
-    A torn last line is left for the next poll (`Store.read_events`); a log that shrank
-    (rewritten by a repair) is read again from its start rather than missed.
+    The store says when to look again (`wait_events`: polling on the file store, a
+    notification on a database); a batch is what was appended since the last look, read
+    as a stream, so a burst never has to fit in memory at once.
     """
     while True:
-        try:
-            size = store.events_path.stat().st_size
-        except OSError:
-            size = 0
-        if size < offset:
-            offset = 0
-        if size > offset:
-            events, offset = store.read_events(offset)
-            if events:
-                yield events
-        sleep(interval)
+        batch: list[dict[str, Any]] = []
+        for found, after in store.read_events(cursor):
+            batch.append(found)
+            cursor = after
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        store.wait_events(cursor, interval)

@@ -1,30 +1,23 @@
 """Trust history: what each step's decisions across all sessions say about it.
 
-The session files are the only source of truth. Two sources answer the same questions from
-them: the derived index (`engine/index.py`, fast, used by every normal path) and a full
-recomputation that reads every file (slow, obviously correct: `doctor` and the tests compare
-the two, and it is the fallback when the index cannot be written, e.g. a read-only home).
+Everything here asks the store through its batched query (`Store.metrics`): one call for
+every window of every workflow a command shows, so a network store costs one round trip,
+not one per step. The store answers from rows the engine derived (`engine/records.py`);
+the rules that turn them into levels stay here and in `metrics.py`.
 """
 
 from __future__ import annotations
 
-import time
-import weakref
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from coachctl.engine import metrics
-from coachctl.engine.store import Store
 
 if TYPE_CHECKING:
-    import os
-
-    from coachctl.engine.index import BadFile, Index
     from coachctl.engine.session import Session
     from coachctl.engine.workflow import Step, Workflow
+    from coachctl.store.base import BadFile, MetricsAnswer, SessionTxn, Store, WindowKey
 
-# How long a refreshed index is trusted within one process (one command refreshes once).
-FRESH_SECONDS = 2.0
 TREND_SESSIONS = 20
 
 
@@ -60,256 +53,87 @@ def current_suggestion(
     store: Store, workflow: Workflow, step: Step
 ) -> tuple[str | None, str | None]:
     """The template a step proposes now: its `run`, else what was learned for it."""
-    from coachctl.engine import learning
+    from coachctl.engine import corrections
 
-    return learning.current_suggestion(store, workflow, step)
-
-
-def iter_sessions(store: Store, workflow_id: str | None = None) -> Iterable[dict[str, Any]]:
-    """Every readable session file (of one workflow); unreadable ones are skipped here."""
-    from coachctl.engine.index import read_session_file
-    from coachctl.errors import CoachctlError
-
-    for sid in store.list_ids():
-        try:
-            data = read_session_file(store.session_path(sid))
-        except CoachctlError:
-            continue
-        if workflow_id is None or data.get("workflow_id") == workflow_id:
-            yield data
+    return corrections.current_suggestion(store, workflow, step)
 
 
-def step_kinds(
-    decisions: Iterable[Mapping[str, Any]], step_id: str, suggestion: str | None
-) -> list[str]:
-    """Chronological kinds of a step's decisions on exactly this suggestion."""
-    rows = [
-        d for d in decisions if d.get("step_id") == step_id and d.get("suggestion") == suggestion
-    ]
-    rows.sort(key=lambda d: str(d.get("decided_at", "")))
-    return [k for k in (metrics.classify(d) for d in rows) if k is not None]
+# -- building one batched question ---------------------------------------------------------
 
 
-# -- sources: the index, or a full recomputation ---------------------------------------
+class _Plan:
+    """The workflows a command shows, and the windows their steps need."""
+
+    def __init__(self) -> None:
+        self.keys: list[WindowKey] = []
+        self.workflows: list[str] = []
+        self.parts: list[tuple[str, Any]] = []  # ("file", (wf, rules, steps)) / ("orphan", …)
+
+    def add_file(self, store: Store, workflow: Workflow, overrides: Mapping[str, Any]) -> None:
+        from coachctl.engine import corrections
+
+        rules = rules_of(workflow.coaching.to_dict(), **overrides)
+        proposed = corrections.suggestions(store, workflow)
+        steps = []
+        for step in workflow.steps:
+            suggestion = proposed[step.id][0]
+            key = (workflow.id, step.id, suggestion, "", rules.window) if suggestion else None
+            if key is not None:
+                self.keys.append(key)
+            steps.append((step.id, suggestion, key, step.max_level))
+        self.workflows.append(workflow.id)
+        self.parts.append(("file", (workflow.id, workflow.name, rules, steps)))
+
+    def add_orphan(self, store: Store, workflow_id: str, overrides: Mapping[str, Any]) -> None:
+        """A workflow whose file is gone: the steps of its latest session's snapshot."""
+        snap = store.latest_session(workflow_id) or {}
+        rules = _safe_rules(snap.get("coaching"), **overrides)
+        steps = []
+        for step in snap.get("steps") or []:
+            step_id = str(step.get("id"))
+            raw = step.get("suggestion")
+            suggestion = raw if isinstance(raw, str) and raw else None
+            max_level = step.get("max_level")
+            if max_level not in metrics.LEVELS:
+                max_level = None
+            key = (workflow_id, step_id, suggestion, "", rules.window) if suggestion else None
+            if key is not None:
+                self.keys.append(key)
+            steps.append((step_id, suggestion, key, max_level))
+        name = str(snap.get("workflow_name") or workflow_id)
+        self.workflows.append(workflow_id)
+        self.parts.append(("sessions", (workflow_id, name, rules, steps)))
+
+    def ask(self, store: Store) -> tuple[list[dict[str, Any]], list[BadFile]]:
+        answer: MetricsAnswer = store.metrics(
+            {"windows": self.keys, "workflows": self.workflows, "trend": TREND_SESSIONS}
+        )
+        out = []
+        for source, (wf, name, rules, steps) in self.parts:
+            objs = [
+                metrics.step_metrics(
+                    step_id,
+                    suggestion,
+                    answer["windows"].get(key, []) if key is not None else [],
+                    rules,
+                    max_level,
+                )
+                for step_id, suggestion, key, max_level in steps
+            ]
+            obj = metrics.workflow_metrics(wf, objs, answer["session_counts"].get(wf, 0))
+            obj["name"] = name
+            obj["source"] = source
+            obj["rules"] = rules_dict(rules)
+            obj["trend"] = [metrics.round_metric(x) for x in answer["trends"].get(wf, [])]
+            out.append(obj)
+        return out, answer["bad"]
 
 
-class Source(Protocol):
-    """What metrics need from the history; the index and the full recomputation agree."""
-
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]: ...
-
-    def session_count(self, workflow_id: str) -> int: ...
-
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]: ...
-
-    def workflow_ids(self) -> list[str]: ...
-
-    def latest_snapshot(self, workflow_id: str) -> dict[str, Any] | None: ...
-
-    def bad_files(self) -> list[BadFile]: ...
-
-
-class FullSource:
-    """The full recomputation: reads every session file once, in id order."""
-
-    def __init__(self, store: Store) -> None:
-        from coachctl.engine.index import BadFile, guess_workflow, read_session_bytes
-        from coachctl.errors import CoachctlError
-
-        self.decisions: dict[str, list[dict[str, Any]]] = {}
-        self.sessions: dict[str, list[dict[str, Any]]] = {}
-        self.bad: list[BadFile] = []
-        for sid in store.list_ids():
-            path = store.session_path(sid)
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                self.bad.append(BadFile(sid, str(path), f"cannot read {path}: {exc.strerror}"))
-                continue
-            try:
-                data = read_session_bytes(raw, path)
-            except CoachctlError as exc:
-                self.bad.append(BadFile(sid, str(path), exc.message, guess_workflow(raw)))
-                continue
-            wf = str(data["workflow_id"])
-            self.sessions.setdefault(wf, []).append(data)
-            self.decisions.setdefault(wf, []).extend(
-                d for d in data.get("decisions") or [] if isinstance(d, dict)
-            )
-
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]:
-        kinds = step_kinds(self.decisions.get(workflow_id, []), step_id, suggestion)
-        return kinds[max(0, len(kinds) - window) :]
-
-    def session_count(self, workflow_id: str) -> int:
-        return len(self.sessions.get(workflow_id, []))
-
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]:
-        out: list[float | None] = []
-        for data in self.sessions.get(workflow_id, [])[-n:]:
-            kinds = [metrics.classify(d) for d in data.get("decisions") or []]
-            c = metrics.counts([k for k in kinds if k is not None])
-            out.append(metrics.rate(c))
-        return out
-
-    def workflow_ids(self) -> list[str]:
-        return list(self.sessions)
-
-    def latest_snapshot(self, workflow_id: str) -> dict[str, Any] | None:
-        found = self.sessions.get(workflow_id)
-        return found[-1] if found else None
-
-    def bad_files(self) -> list[BadFile]:
-        return list(self.bad)
-
-
-class IndexSource:
-    """The derived index, refreshed from the session files before it answers."""
-
-    def __init__(self, index: Index) -> None:
-        self.index = index
-
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]:
-        return self.index.kinds(workflow_id, step_id, suggestion, window)
-
-    def session_count(self, workflow_id: str) -> int:
-        return self.index.session_count(workflow_id)
-
-    def trend(self, workflow_id: str, n: int = TREND_SESSIONS) -> list[float | None]:
-        return self.index.trend(workflow_id, n)
-
-    def workflow_ids(self) -> list[str]:
-        return self.index.workflow_ids()
-
-    def latest_snapshot(self, workflow_id: str) -> dict[str, Any] | None:
-        from coachctl.engine.index import read_session_file
-        from coachctl.errors import CoachctlError
-
-        for sid in self.index.latest_ids(workflow_id):
-            try:
-                return read_session_file(self.index.store.session_path(sid))
-            except CoachctlError:
-                continue
-        return None
-
-    def bad_files(self) -> list[BadFile]:
-        return self.index.bad_files()
-
-
-_INDEXES: weakref.WeakKeyDictionary[Store, Index] = weakref.WeakKeyDictionary()
-
-
-def open_index(store: Store) -> Index | None:
-    """This store's index (opened once per process), or None when it cannot be used."""
-    from coachctl.engine.index import Index, IndexUnavailable
-    from coachctl.errors import CoachctlError
-
-    idx = _INDEXES.get(store)
-    if idx is None:
-        try:
-            idx = Index.open(store)
-        except (IndexUnavailable, CoachctlError, OSError):
-            return None
-        _INDEXES[store] = idx
-    return idx
-
-
-def forget_index(store: Store, *, discard: bool = False) -> None:
-    """Stop using this store's index (and delete it when it proved corrupt)."""
-    idx = _INDEXES.pop(store, None)
-    if idx is not None:
-        idx.close()
-        if discard:
-            idx.discard()
-
-
-def source(store: Store, *, full: bool = False) -> Source:
-    """A refreshed index when possible, else the full recomputation."""
-    import sqlite3
-
-    from coachctl.errors import CoachctlError
-
-    if not full:
-        idx = open_index(store)
-        if idx is not None:
-            try:
-                if time.monotonic() - idx.refreshed_at > FRESH_SECONDS:
-                    idx.refresh()
-                return IndexSource(idx)
-            except sqlite3.OperationalError:
-                forget_index(store)  # busy or read-only after all: recompute this time
-            except sqlite3.DatabaseError:
-                forget_index(store, discard=True)  # corrupt: rebuilt on the next run
-            except (CoachctlError, OSError):
-                forget_index(store)
-    return FullSource(store)
-
-
-# -- metrics -------------------------------------------------------------------------------
-
-
-def _with_source(store: Store, full: bool, fn: Any) -> Any:
-    """Run `fn(source)`; if the index breaks half-way, answer from the files instead."""
-    import sqlite3
-
-    src = source(store, full=full)
-    try:
-        return fn(src)
-    except sqlite3.DatabaseError as exc:
-        if isinstance(src, FullSource):
-            raise
-        forget_index(store, discard=not isinstance(exc, sqlite3.OperationalError))
-        return fn(FullSource(store))
-
-
-def _file_workflow(
-    store: Store, src: Source, workflow: Workflow, overrides: Mapping[str, Any]
-) -> dict[str, Any]:
-    rules = rules_of(workflow.coaching.to_dict(), **overrides)
-    steps = []
-    for step in workflow.steps:
-        suggestion, _ = current_suggestion(store, workflow, step)
-        kinds = src.kinds(workflow.id, step.id, suggestion, rules.window) if suggestion else []
-        steps.append(metrics.step_metrics(step.id, suggestion, kinds, rules, step.max_level))
-    out = metrics.workflow_metrics(workflow.id, steps, src.session_count(workflow.id))
-    out["name"] = workflow.name
-    out["source"] = "file"
-    out["rules"] = rules_dict(rules)
-    out["trend"] = [metrics.round_metric(x) for x in src.trend(workflow.id)]
-    return out
-
-
-def _orphan_workflow(src: Source, workflow_id: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A workflow whose file is gone: the steps of its latest session's snapshot."""
-    snap = src.latest_snapshot(workflow_id) or {}
-    rules = _safe_rules(snap.get("coaching"), **overrides)
-    steps = []
-    for step in snap.get("steps") or []:
-        step_id = str(step.get("id"))
-        raw = step.get("suggestion")
-        suggestion = raw if isinstance(raw, str) and raw else None
-        max_level = step.get("max_level")
-        if max_level not in metrics.LEVELS:
-            max_level = None
-        kinds = src.kinds(workflow_id, step_id, suggestion, rules.window) if suggestion else []
-        steps.append(metrics.step_metrics(step_id, suggestion, kinds, rules, max_level))
-    out = metrics.workflow_metrics(workflow_id, steps, src.session_count(workflow_id))
-    out["name"] = str(snap.get("workflow_name") or workflow_id)
-    out["source"] = "sessions"
-    out["rules"] = rules_dict(rules)
-    out["trend"] = [metrics.round_metric(x) for x in src.trend(workflow_id)]
-    return out
-
-
-def workflow_metrics(
-    store: Store, workflow: Workflow, *, full: bool = False, **overrides: Any
-) -> dict[str, Any]:
+def workflow_metrics(store: Store, workflow: Workflow, **overrides: Any) -> dict[str, Any]:
     """Metrics of every step of a workflow on its current suggestions (CONTRACT §5)."""
-    return dict(
-        _with_source(store, full, lambda src: _file_workflow(store, src, workflow, overrides))
-    )
+    plan = _Plan()
+    plan.add_file(store, workflow, overrides)
+    return plan.ask(store)[0][0]
 
 
 class Report:
@@ -338,30 +162,16 @@ def report(
     overrides: Mapping[str, Any] | None = None,
     include_orphans: bool = True,
     strict_files: bool = False,
-    full: bool = False,
 ) -> Report:
     """Metrics of the named workflows (default: every workflow file, plus workflows known
     only from sessions when `include_orphans`). Unknown names are exit 2; an invalid workflow
     file is exit 2 when named or `strict_files`, else a warning."""
-    ov = dict(overrides or {})
-    return _with_source(  # type: ignore[no-any-return]
-        store, full, lambda src: _report(store, src, refs, ov, include_orphans, strict_files)
-    )
-
-
-def _report(
-    store: Store,
-    src: Source,
-    refs: Sequence[str],
-    overrides: Mapping[str, Any],
-    include_orphans: bool,
-    strict_files: bool,
-) -> Report:
     from coachctl.engine.workflow import find_workflows, load_workflow, resolve_workflow_path
     from coachctl.errors import CoachctlError, UsageError, WorkflowError
 
+    ov = dict(overrides or {})
     warnings: list[str] = []
-    objects: list[dict[str, Any]] = []
+    plan = _Plan()
     seen: set[str] = set()
     if refs:
         known: list[str] | None = None
@@ -372,18 +182,18 @@ def _report(
                 raise
             except UsageError:
                 if known is None:
-                    known = src.workflow_ids()
+                    known = store.workflow_ids()
                 if ref not in known:
                     raise UsageError(
                         f"unknown workflow: {ref} (no workflow file, and no session of it)"
                     ) from None
                 if ref not in seen:
                     seen.add(ref)
-                    objects.append(_orphan_workflow(src, ref, overrides))
+                    plan.add_orphan(store, ref, ov)
                 continue
             if wf.id not in seen:
                 seen.add(wf.id)
-                objects.append(_file_workflow(store, src, wf, overrides))
+                plan.add_file(store, wf, ov)
     else:
         for path in find_workflows(store.home):
             try:
@@ -395,51 +205,37 @@ def _report(
                 continue
             if wf.id not in seen:
                 seen.add(wf.id)
-                objects.append(_file_workflow(store, src, wf, overrides))
+                plan.add_file(store, wf, ov)
         if include_orphans:
-            for wf_id in sorted(set(src.workflow_ids()) - seen):
-                objects.append(_orphan_workflow(src, wf_id, overrides))
-    return Report(objects, metrics.global_metrics(objects), src.bad_files(), warnings)
+            for wf_id in sorted(set(store.workflow_ids()) - seen):
+                plan.add_orphan(store, wf_id, ov)
+    objects, bad = plan.ask(store)
+    return Report(objects, metrics.global_metrics(objects), bad, warnings)
 
 
-# -- levels and the write hook -------------------------------------------------------------
+# -- levels ----------------------------------------------------------------------------------
 
 
-def session_step_kinds(store: Store, session: Session, step: Mapping[str, Any]) -> list[str]:
-    """The windowed kinds on the exact suggestion a session's step carries.
+def _session_key(session: Session, step: Mapping[str, Any]) -> WindowKey | None:
+    from coachctl.engine.scope import scope_key
 
-    One indexed query; never scans the sessions folder (`decide` runs this on every call)
-    unless the index is missing and has to be built once.
-    """
-    import sqlite3
-
+    suggestion = step.get("suggestion") or None
+    if not suggestion:
+        return None
     rules = _safe_rules(session.coaching)
-    suggestion, step_id = str(step.get("suggestion")), str(step["id"])
-    idx = open_index(store)
-    if idx is not None:
-        try:
-            if not idx.complete:
-                idx.refresh()
-            return idx.kinds(session.workflow_id, step_id, suggestion, rules.window)
-        except sqlite3.DatabaseError as exc:
-            forget_index(store, discard=not isinstance(exc, sqlite3.OperationalError))
-        except Exception:  # the index is only a speed-up: never fail a decision on it
-            forget_index(store)
-    decisions = [
-        d
-        for data in iter_sessions(store, session.workflow_id)
-        for d in data.get("decisions") or []
-        if isinstance(d, dict)
-    ]
-    kinds = step_kinds(decisions, step_id, suggestion)
-    return kinds[max(0, len(kinds) - rules.window) :]
+    data = {"coaching": session.coaching, "variables": session.variables}
+    return (session.workflow_id, str(step["id"]), str(suggestion), scope_key(data), rules.window)
 
 
 def session_step_metrics(store: Store, session: Session, step: Mapping[str, Any]) -> dict[str, Any]:
     """CONTRACT §5 step metrics for the command a session's step carries (its snapshot)."""
-    suggestion = step.get("suggestion") or None
-    kinds = session_step_kinds(store, session, step) if suggestion else []
+    key = _session_key(session, step)
+    kinds: list[str] = []
+    if key is not None:
+        answer = store.metrics({"windows": [key], "workflows": [], "trend": 0})
+        kinds = answer["windows"].get(key, [])
     rules = _safe_rules(session.coaching)
+    suggestion = step.get("suggestion") or None
     return metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level"))
 
 
@@ -448,257 +244,60 @@ def step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
     return str(session_step_metrics(store, session, step)["level"])
 
 
-def full_step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
-    """`step_level` by reading every session file of the workflow."""
-    suggestion = step.get("suggestion")
-    if not suggestion:
-        return metrics.level_of(False, False, step.get("max_level"))
-    decisions = [
-        d
-        for data in iter_sessions(store, session.workflow_id)
-        for d in data.get("decisions") or []
-        if isinstance(d, dict)
-    ]
-    kinds = step_kinds(decisions, str(step["id"]), str(suggestion))
-    rules = _safe_rules(session.coaching)
-    c = metrics.counts(kinds[max(0, len(kinds) - rules.window) :])
-    return metrics.level_of(True, metrics.is_ready(c, rules), step.get("max_level"))
+def level_changes(txn: SessionTxn, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Inside a session's transaction: the levels of its workflow's steps now (seeing the
+    staged decisions), against the last recorded ones; `level_changed` events for changes."""
+    from coachctl.engine.scope import scope_key
+    from coachctl.engine.session import utcnow
 
-
-def after_write(
-    store: Store,
-    session: Mapping[str, Any],
-    *,
-    dir_before: str | None = None,
-    written: os.stat_result | None = None,
-) -> list[dict[str, Any]]:
-    """Bring the index up to date after a session file was written; level_changed events.
-
-    `dir_before` is the sessions folder's stamp taken just before the write and `written`
-    the stat of the written file (see `Index.update`). Never fails the write it follows: if
-    the index cannot be updated, the next refresh notices the changed file by itself.
-    """
-    idx = open_index(store)
-    if idx is None:
-        return []
-    try:
-        return idx.update(
-            session, _safe_rules(session.get("coaching")), dir_before=dir_before, written=written
-        )
-    except Exception:
-        forget_index(store)
-        return []
-
-
-# -- doctor ---------------------------------------------------------------------------------
-
-TMP_GRACE_SECONDS = 60.0  # a younger temp file may belong to a writer that is still alive
-
-
-class Finding:
-    """One line of `doctor`'s report."""
-
-    def __init__(
-        self, kind: str, message: str, problem: bool = True, session_id: str | None = None
-    ) -> None:
-        self.kind = kind  # unreadable, leftover, index, interrupted, repaired
-        self.message = message
-        self.problem = problem
-        self.session_id = session_id
-
-    def __repr__(self) -> str:
-        return f"Finding({self.kind!r}, {self.message!r}, problem={self.problem!r})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "problem": self.problem,
-            "session_id": self.session_id,
-            "message": self.message,
-        }
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """`{"workflows": [{"workflow_id": "w", "steps": [...]}]}` → `workflows[w].steps[s].x`."""
-    out: dict[str, Any] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            key: Any = i
-            if isinstance(v, dict):
-                key = v.get("step_id", v.get("workflow_id", i))
-            out.update(_flatten(v, f"{prefix}[{key}]"))
-    else:
-        out[prefix] = obj
-    return out
-
-
-def doctor(store: Store, *, repair: bool = False) -> tuple[list[Finding], int]:
-    """Check every session file, the correction packs and the index against a full
-    recomputation.
-
-    Returns the findings (problems and notes) and how many session files were checked.
-    With `repair`, leftover temp files are removed, packs and the index are rebuilt first;
-    what cannot be repaired (an unreadable session file) stays a problem.
-    """
-    import os
-
-    from coachctl.engine.index import IndexUnavailable, extract
-    from coachctl.engine.session import Session
-    from coachctl.engine.store import TMP_PREFIX
-
-    findings: list[Finding] = []
-    if not store.sessions_dir.is_dir():
-        return findings, 0
-    now = time.time()
-    for name in sorted(os.listdir(store.sessions_dir)):
-        if not name.startswith(TMP_PREFIX):
+    rules = _safe_rules(data.get("coaching"))
+    wf = str(data["workflow_id"])
+    scope = scope_key(data)
+    steps = []
+    for step in data.get("steps") or []:
+        step_id = step.get("id") if isinstance(step, Mapping) else None
+        if not isinstance(step_id, str) or not step_id:
             continue
-        path = store.sessions_dir / name
+        suggestion = step.get("suggestion")
+        key = (wf, step_id, str(suggestion), scope, rules.window) if suggestion else None
+        steps.append((step_id, key, step.get("max_level")))
+    keys = [k for _, k, _ in steps if k is not None]
+    windows = txn.windows(keys) if keys else {}
+    now: dict[str, str] = {}
+    for step_id, key, max_level in steps:
         try:
-            age = now - path.stat().st_mtime
-        except OSError:
+            if key is None:
+                now[step_id] = metrics.level_of(False, False, max_level)
+            else:
+                ready = metrics.is_ready(metrics.counts(windows.get(key, [])), rules)
+                now[step_id] = metrics.level_of(True, ready, max_level)
+        except ValueError:
+            continue  # an unknown max_level in a hand-edited file: no level to track
+    if not now:
+        return []
+    now[""] = min(now.values(), key=metrics.LEVELS.index)
+    known = txn.levels(wf, scope)
+    changes = []
+    events: list[dict[str, Any]] = []
+    ts = utcnow()
+    for step_id, level in now.items():
+        before = known.get(step_id)
+        if before == level:
             continue
-        if age < TMP_GRACE_SECONDS:
-            continue
-        if repair:
-            try:
-                path.unlink()
-                findings.append(Finding("repaired", f"removed leftover temp file {path}", False))
-                continue
-            except OSError as exc:
-                findings.append(Finding("leftover", f"cannot remove {path}: {exc.strerror}"))
-                continue
-        findings.append(
-            Finding(
-                "leftover", f"leftover temp file {path} (a writer was killed; --repair removes it)"
+        changes.append({"workflow_id": wf, "step_id": step_id, "scope": scope, "level": level})
+        if before is not None:
+            events.append(
+                {
+                    "ts": ts,
+                    "event": "level_changed",
+                    "session_id": str(data["id"]),
+                    "workflow_id": wf,
+                    "step_id": step_id or None,
+                    "from": before,
+                    "to": level,
+                }
             )
-        )
-
-    full = FullSource(store)
-    checked = sum(len(v) for v in full.sessions.values()) + len(full.bad)
-    for bad in full.bad:
-        findings.append(
-            Finding(
-                "unreadable",
-                f"{bad.reason} (cannot be repaired: fix the file or move it out of sessions/)",
-                session_id=bad.session_id,
-            )
-        )
-    for sessions in full.sessions.values():
-        for data in sessions:
-            running = data.get("running")
-            if running and Session.from_dict(data).running_state() == "interrupted":
-                findings.append(
-                    Finding(
-                        "interrupted",
-                        f"session {data['id']}: step {running.get('step_id')!r} was interrupted "
-                        "while running (it may have run); a person decides it",
-                        problem=False,
-                        session_id=str(data["id"]),
-                    )
-                )
-
-    findings.extend(_check_packs(store, full, repair))
-
-    forget_index(store)
-    try:
-        from coachctl.engine.index import Index
-
-        idx = Index.open(store)
-    except IndexUnavailable as exc:
-        findings.append(Finding("index", f"no index ({exc}): metrics are recomputed", False))
-        return findings, checked
-    try:
-        if repair:
-            idx.rebuild()
-            findings.append(
-                Finding("repaired", f"rebuilt the index from {checked} session files", False)
-            )
-        else:
-            idx.refresh()
-        findings.extend(_compare_index(store, idx, full, extract))
-    finally:
-        idx.close()
-    return findings, checked
-
-
-def _check_packs(store: Store, full: FullSource, repair: bool) -> list[Finding]:
-    """Correction packs are derived too: compare each with a replay of its sessions."""
-    from coachctl.engine import learning
-
-    out: list[Finding] = []
-    for workflow_id in sorted(set(learning.pack_ids(store)) | set(full.workflow_ids())):
-        diffs = learning.check(store, workflow_id)
-        if diffs and repair:
-            learning.rebuild(store, workflow_id)
-            out.append(Finding("repaired", f"rebuilt correction pack {workflow_id}", False))
-            diffs = learning.check(store, workflow_id)
-        out.extend(Finding("pack", d) for d in diffs)
-    return out
-
-
-def _compare_index(store: Store, idx: Index, full: FullSource, extract: Any) -> list[Finding]:
-    out: list[Finding] = []
-    expected_s: dict[str, Any] = {}
-    expected_d: dict[str, list[Any]] = {}
-    for sessions in full.sessions.values():
-        for data in sessions:
-            srow, drows = extract(data)
-            expected_s[srow[0]] = srow
-            if drows:
-                expected_d[srow[0]] = drows
-    have_s = idx.session_rows()
-    have_d = idx.decision_rows()
-    for sid in sorted(set(expected_s) | set(have_s)):
-        want, got = expected_s.get(sid), have_s.get(sid)
-        if got is None:
-            out.append(Finding("index", f"index lacks session {sid}", session_id=sid))
-        elif want is None:
-            out.append(
-                Finding(
-                    "index",
-                    f"index has session {sid}, which no readable file holds",
-                    session_id=sid,
-                )
-            )
-        elif want != got:
-            out.append(
-                Finding(
-                    "index",
-                    f"index differs for session {sid}: {got} != {want} (file)",
-                    session_id=sid,
-                )
-            )
-    for sid in sorted(set(expected_d) | set(have_d)):
-        want_d, got_d = expected_d.get(sid, []), have_d.get(sid, [])
-        if want_d != got_d:
-            first = next(
-                (f"{g} != {w}" for g, w in zip(got_d, want_d, strict=False) if g != w),
-                f"{len(got_d)} rows != {len(want_d)}",
-            )
-            out.append(
-                Finding(
-                    "index",
-                    f"index decisions differ for session {sid}: {first} (file)",
-                    session_id=sid,
-                )
-            )
-    bad_want = {b.session_id for b in full.bad}
-    bad_got = {b.session_id for b in idx.bad_files()}
-    for sid in sorted(bad_want ^ bad_got):
-        side = "not marked" if sid in bad_want else "marked"
-        out.append(Finding("index", f"index has session {sid} {side} unreadable", session_id=sid))
-    fast = _flatten(_report(store, IndexSource(idx), (), {}, True, False).to_json())
-    slow = _flatten(_report(store, full, (), {}, True, False).to_json())
-    for key in sorted(set(fast) | set(slow)):
-        if fast.get(key, "(missing)") != slow.get(key, "(missing)"):
-            out.append(
-                Finding(
-                    "index",
-                    f"stats differ at {key}: index {fast.get(key)!r}, files {slow.get(key)!r}",
-                )
-            )
-    return out
+    txn.set_levels(changes)  # type: ignore[arg-type]
+    # The workflow's own change reads best after its steps'.
+    events.sort(key=lambda e: e["step_id"] is None)
+    return events

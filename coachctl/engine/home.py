@@ -62,7 +62,7 @@ def check_home(path: Path, source: str) -> None:
         # Opening it needs read permission; stat-ing a name inside needs search permission.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         os.close(fd)
-        os.stat(path / "sessions")
+        os.stat(path / "workflows")
     except FileNotFoundError:
         pass
     except OSError as exc:

@@ -1,6 +1,7 @@
-"""Which suggestion a step has now: its `run`, or what people taught it (correction packs).
+"""The rules of learning (pure): which suggestion a step has, and how decisions teach it.
 
-A correction pack (`HOME/sessions/packs/<workflow_id>.json`) is derived state per workflow:
+A correction pack is derived state per workflow (kept by the store, rebuilt from the
+sessions whenever it is missing or stale):
 per step, the commands people reported on a step without a suggestion (observations), the
 corrections they made to a suggestion, and the suggestion learned or adopted from them.
 
@@ -14,28 +15,25 @@ Trust is keyed by the exact suggestion template, so a learned or adopted command
 zero. Corrections and observations are recorded with variables already filled in, so what is
 learned is the literal command (documented limitation: no template is recovered from it).
 
-`after_write` folds only a session's *new* decisions in (the pack counts, per session, how
-many it has seen), so writing a session twice never counts a decision twice; it reads and
-writes one small file and never scans the sessions folder.
+What people chose by hand (adopt, drop, import) is not derived: the store keeps it apart
+(`hand_part` is what of a pack is theirs) and `replay` carries it into every rebuild.
+`fold` counts only a session's *new* decisions (the pack records, per session, how many it
+has folded), so saving a session twice never counts a decision twice. Storage and the
+services over it are in `engine/corrections.py`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coachctl.errors import CoachctlError, StateError, UsageError
+from coachctl.errors import CoachctlError, UsageError
 
 if TYPE_CHECKING:
-    from coachctl.engine.store import Store
     from coachctl.engine.workflow import Step, Workflow
 
 PACK_VERSION = 1
-PACKS_DIR = "packs"
 #: Observations kept per step (at least the workflow's `window`): the rule reads the last `window`.
 KEEP_OBSERVATIONS = 200
 #: Where a pack's suggestion came from → the `source` current_suggestion reports.
@@ -46,84 +44,12 @@ SOURCES = {
     "imported": "imported",
 }
 
-_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
-
-# -- the pack file --------------------------------------------------------------------------
-
-
-def pack_path(store: Store, workflow_id: str) -> Path:
-    from coachctl.engine.store import check_id
-
-    check_id(workflow_id, "workflow id")
-    return store.sessions_dir / PACKS_DIR / f"{workflow_id}.json"
-
-
-def lock_name(workflow_id: str) -> str:
-    return f"pack-{workflow_id}"
+# -- the pack --------------------------------------------------------------------------------
 
 
 def new_pack(workflow_id: str) -> dict[str, Any]:
     return {"version": PACK_VERSION, "workflow_id": workflow_id, "folded": {}, "steps": {}}
-
-
-def _parse(data: bytes, path: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise StateError(f"damaged correction pack {path}: not valid JSON") from None
-    if (
-        not isinstance(obj, dict)
-        or not isinstance(obj.get("steps"), dict)
-        or not isinstance(obj.get("folded"), dict)
-        or not all(isinstance(s, dict) for s in obj["steps"].values())
-    ):
-        raise StateError(f"damaged correction pack {path}: not a coachctl pack")
-    if not isinstance(obj.get("version"), int) or obj["version"] > PACK_VERSION:
-        raise StateError(f"correction pack {path} was written by a newer coachctl: upgrade")
-    return obj
-
-
-def read_pack(store: Store, workflow_id: str) -> dict[str, Any]:
-    """The workflow's pack (an empty one when none exists); a damaged file is exit 2."""
-    path = pack_path(store, workflow_id)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return new_pack(workflow_id)
-    except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return _parse(data, path)
-
-
-def _read_cached(store: Store, workflow_id: str) -> dict[str, Any] | None:
-    """The pack, re-parsed only when the file changed (it is replaced whole on every write)."""
-    path = pack_path(store, workflow_id)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    key = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = _cache.get(str(path))
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    try:
-        pack = _parse(path.read_bytes(), path)
-    except (OSError, CoachctlError):
-        return None
-    _cache[str(path)] = (key, pack)
-    return pack
-
-
-def write_pack(store: Store, pack: Mapping[str, Any]) -> None:
-    """Atomic replace; the caller holds `store.lock(lock_name(workflow_id))`."""
-    from coachctl.engine.store import write_atomic
-
-    path = pack_path(store, str(pack["workflow_id"]))
-    store.ensure()
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    data = json.dumps(pack, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    write_atomic(path, data + b"\n")
 
 
 def times(row: Mapping[str, Any]) -> int:
@@ -154,19 +80,6 @@ def effective(entry: Mapping[str, Any] | None, run: str | None) -> tuple[str | N
     if run:
         return run, "run"
     return None, None
-
-
-def current_suggestion(
-    store: Store, workflow: Workflow, step: Step
-) -> tuple[str | None, str | None]:
-    """(template, source): source is 'run', 'learned', 'adopted', 'imported' or None.
-
-    Cheap: one stat, and one parse of the workflow's pack when it changed. A damaged pack is
-    ignored here (the step proposes its `run`); `doctor` reports it.
-    """
-    pack = _read_cached(store, workflow.id)
-    entry = pack["steps"].get(step.id) if pack else None
-    return effective(entry, step.run)
 
 
 # -- folding decisions in ------------------------------------------------------------------
@@ -310,7 +223,7 @@ def learn(
     return None
 
 
-def _events(
+def adopted_events(
     session: Mapping[str, Any], adoptions: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     from coachctl.engine.session import utcnow
@@ -331,39 +244,49 @@ def _events(
     ]
 
 
-def after_write(store: Store, session: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Fold a just-written session's new observations and corrections into its pack.
-
-    Returns `suggestion_adopted` events for what was learned or adopted. A session with
-    nothing to teach costs no file access at all.
-    """
-    if not teaches(session):
-        return []
-    workflow_id = str(session.get("workflow_id"))
-    with store.lock(lock_name(workflow_id)):
-        try:
-            pack = read_pack(store, workflow_id)
-        except StateError:  # damaged derived state: rebuild it (this session included)
-            write_pack(store, recompute(store, workflow_id, keep=None))
-            return []
-        if int(pack["folded"].get(str(session.get("id")), 0)) >= len(
-            session.get("decisions") or []
-        ):
-            return []
-        adoptions = fold(pack, session)
-        write_pack(store, pack)
-    return _events(session, adoptions)
+# -- full recomputation ---------------------------------------------------------------------
 
 
-# -- full recomputation (doctor) -----------------------------------------------------------
+def by_hand(adopted: Any) -> bool:
+    """Was this adoption a person's choice (`corrections adopt` or `import`)?"""
+    return isinstance(adopted, dict) and (
+        bool(adopted.get("hand")) or adopted.get("source") in ("imported", "manual")
+    )
 
 
-def recompute(store: Store, workflow_id: str, keep: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The pack a full replay of the workflow's session files gives, oldest first.
+def hand_part(pack: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a pack people chose by hand (adopt --command, drop, import): the truth that
+    survives every rebuild. {} when they chose nothing."""
+    steps: dict[str, Any] = {}
+    for step_id, entry in sorted((pack.get("steps") or {}).items()):
+        hand = entry.get("adopted")
+        mine: dict[str, Any] = {}
+        if by_hand(hand):
+            mine["adopted"] = dict(hand)
+        if entry.get("dropped"):
+            mine["dropped"] = list(entry["dropped"])
+        imported = [
+            {
+                "base": r["base"],
+                "correction": r["correction"],
+                "times": 0,
+                "imported": r["imported"],
+            }
+            for r in entry.get("corrections") or []
+            if r.get("imported")
+        ]
+        if imported:
+            mine["corrections"] = imported
+        if mine:
+            steps[str(step_id)] = mine
+    return {"steps": steps} if steps else {}
 
-    What people chose by hand (`corrections adopt/drop/import`) is not in any session file:
-    it is carried over from `keep` (the current pack).
-    """
+
+def replay(
+    workflow_id: str, sessions: Iterable[Mapping[str, Any]], keep: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The pack a full replay of the workflow's sessions gives, oldest first, starting from
+    the hand choices `keep` (see `hand_part`)."""
     pack = new_pack(workflow_id)
     for entry_id, entry in ((keep or {}).get("steps") or {}).items():
         hand = entry.get("adopted")
@@ -379,18 +302,13 @@ def recompute(store: Store, workflow_id: str, keep: Mapping[str, Any] | None) ->
             for r in entry.get("corrections") or []
             if r.get("imported")
         ]
-        if isinstance(hand, dict) and hand.get("source") in ("imported", "manual"):
+        if by_hand(hand):
             mine["adopted"] = dict(hand)
-    sessions = []
-    for sid in store.list_ids():
-        try:
-            data = store.load_raw(sid)
-        except CoachctlError:
-            continue
-        if data.get("workflow_id") == workflow_id and teaches(data):
-            sessions.append(data)
-    sessions.sort(key=lambda s: (str(s.get("created_at", "")), str(s.get("id"))))
-    for data in sessions:
+    ordered = sorted(
+        (s for s in sessions if s.get("workflow_id") == workflow_id and teaches(s)),
+        key=lambda s: (str(s.get("created_at", "")), str(s.get("id"))),
+    )
+    for data in ordered:
         fold(pack, data)
     return pack
 
@@ -410,44 +328,6 @@ def summary(pack: Mapping[str, Any]) -> dict[str, Any]:
             "adopted": adopted.get("command"),
         }
     return out
-
-
-def check(store: Store, workflow_id: str) -> list[str]:
-    """Differences between the stored pack and a full recomputation (empty when they agree)."""
-    try:
-        stored = read_pack(store, workflow_id)
-    except StateError as exc:
-        return [str(exc)]
-    fresh = recompute(store, workflow_id, keep=stored)
-    have, want = summary(stored), summary(fresh)
-    return [
-        f"correction pack {workflow_id}: step {step}: stored {have.get(step)} "
-        f"!= recomputed {want.get(step)}"
-        for step in sorted(set(have) | set(want))
-        if have.get(step, _EMPTY) != want.get(step, _EMPTY)
-    ]
-
-
-_EMPTY: dict[str, Any] = {"observations": [], "corrections": [], "adopted": None}
-
-
-def rebuild(store: Store, workflow_id: str) -> None:
-    """Replace the pack by its recomputation (keeping what people chose by hand)."""
-    with store.lock(lock_name(workflow_id)):
-        try:
-            keep: dict[str, Any] | None = read_pack(store, workflow_id)
-        except StateError:
-            keep = None
-        write_pack(store, recompute(store, workflow_id, keep=keep))
-
-
-def pack_ids(store: Store) -> list[str]:
-    """Workflow ids that have a pack file."""
-    try:
-        names = os.listdir(store.sessions_dir / PACKS_DIR)
-    except OSError:
-        return []
-    return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
 
 
 # -- what people do by hand (`coachctl corrections`) ---------------------------------------
@@ -531,7 +411,7 @@ ROW_KEYS = (
 )
 
 
-def _hand_event(
+def hand_event(
     name: str, workflow_id: str, step_id: str, adopted: Mapping[str, Any]
 ) -> dict[str, Any]:
     """An event for what a person did with `corrections` (no session involved)."""
@@ -551,7 +431,7 @@ def _hand_event(
     }
 
 
-def _step(workflow: Workflow, step_id: str) -> Step:
+def find_step(workflow: Workflow, step_id: str) -> Step:
     for step in workflow.steps:
         if step.id == step_id:
             return step
@@ -578,38 +458,7 @@ def check_command(workflow: Workflow, command: str) -> str:
     return command
 
 
-def adopt(
-    store: Store, workflow: Workflow, step_id: str, command: str | None = None
-) -> dict[str, Any]:
-    """Adopt `command`, else the step's most frequent live correction or observation."""
-    from coachctl.engine.session import utcnow
-
-    step = _step(workflow, step_id)
-    with store.lock(lock_name(workflow.id)):
-        pack = read_pack(store, workflow.id)
-        entry = step_entry(pack, step.id)
-        current, _ = effective(entry, step.run)
-        if command is not None:
-            chosen, source = check_command(workflow, command), "manual"
-            base_from = current
-        else:
-            chosen, source, base_from = _most_frequent(entry, step, current)
-        if chosen == current:
-            raise UsageError(f"step {step.id} already proposes: {chosen}")
-        entry["adopted"] = {
-            "command": chosen,
-            "source": source,
-            "base": step.run,
-            "from": base_from,
-            "at": utcnow(),
-        }
-        entry["dropped"] = [c for c in entry["dropped"] if c != chosen]
-        write_pack(store, pack)
-    store.append_events([_hand_event("suggestion_adopted", workflow.id, step.id, entry["adopted"])])
-    return dict(entry["adopted"], step_id=step.id, workflow_id=workflow.id)
-
-
-def _most_frequent(
+def most_frequent(
     entry: Mapping[str, Any], step: Step, current: str | None
 ) -> tuple[str, str, str | None]:
     tally: Counter[str] = Counter()
@@ -636,26 +485,6 @@ def _most_frequent(
         )
     chosen = ranked[0][0]
     return chosen, sources[chosen], current
-
-
-def drop(store: Store, workflow: Workflow, step_id: str) -> dict[str, Any]:
-    """Forget a step's learned or adopted suggestion: it proposes its `run` again (and the
-    dropped command is not learned again by itself)."""
-    step = _step(workflow, step_id)
-    with store.lock(lock_name(workflow.id)):
-        pack = read_pack(store, workflow.id)
-        entry = step_entry(pack, step.id)
-        adopted = entry.get("adopted")
-        if not adopted:
-            raise UsageError(
-                f"step {step.id} of {workflow.id} has no learned or adopted suggestion"
-            )
-        entry["adopted"] = None
-        if adopted.get("command") not in entry["dropped"]:
-            entry["dropped"].append(adopted["command"])
-        write_pack(store, pack)
-    store.append_events([_hand_event("suggestion_dropped", workflow.id, step.id, adopted)])
-    return dict(adopted, step_id=step.id, workflow_id=workflow.id)
 
 
 # -- export / import -----------------------------------------------------------------------
@@ -739,7 +568,7 @@ def plan_import(
     """The changes importing `doc` would make to `pack`, one dict each (nothing is written)."""
     changes: list[dict[str, Any]] = []
     for item in doc["steps"]:
-        step = _step(workflow, item["step"])
+        step = find_step(workflow, item["step"])
         entry = (pack.get("steps") or {}).get(step.id) or {}
         sug = item.get("suggestion")
         if sug:
@@ -781,50 +610,36 @@ def plan_import(
     return changes
 
 
-def apply_import(store: Store, workflow: Workflow, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Apply an exported pack: its suggestions become `imported` adoptions (over the base they
-    were made for); correction counts rise to the imported ones (importing twice: no-op)."""
+def apply_import(
+    pack: dict[str, Any], doc: Mapping[str, Any], workflow: Workflow
+) -> list[dict[str, Any]]:
+    """Apply an exported pack to `pack`: its suggestions become `imported` adoptions (over
+    the base they were made for); correction counts rise to the imported ones."""
     from coachctl.engine.session import utcnow
 
-    with store.lock(lock_name(workflow.id)):
-        pack = read_pack(store, workflow.id)
-        changes = plan_import(pack, doc, workflow)
-        for c in changes:
-            entry = step_entry(pack, c["step_id"])
-            if c["what"] == "suggestion":
-                entry["adopted"] = {
-                    "command": c["new"],
-                    "source": "imported",
-                    "base": c["base"],
-                    "from": None,
-                    "at": utcnow(),
-                }
-                entry["dropped"] = [x for x in entry["dropped"] if x != c["new"]]
-            else:
-                mine = next(
-                    (
-                        x
-                        for x in entry["corrections"]
-                        if x["base"] == c["base"] and x["correction"] == c["new"]
-                    ),
-                    None,
-                )
-                if mine is None:
-                    mine = {"base": c["base"], "correction": c["new"], "times": 0}
-                    entry["corrections"].append(mine)
-                mine["imported"] = c["times"]
-        if changes:
-            write_pack(store, pack)
-    store.append_events(
-        [
-            _hand_event(
-                "suggestion_adopted",
-                workflow.id,
-                c["step_id"],
-                pack["steps"][c["step_id"]]["adopted"],
+    changes = plan_import(pack, doc, workflow)
+    for c in changes:
+        entry = step_entry(pack, c["step_id"])
+        if c["what"] == "suggestion":
+            entry["adopted"] = {
+                "command": c["new"],
+                "source": "imported",
+                "base": c["base"],
+                "from": None,
+                "at": utcnow(),
+            }
+            entry["dropped"] = [x for x in entry["dropped"] if x != c["new"]]
+        else:
+            mine = next(
+                (
+                    x
+                    for x in entry["corrections"]
+                    if x["base"] == c["base"] and x["correction"] == c["new"]
+                ),
+                None,
             )
-            for c in changes
-            if c["what"] == "suggestion"
-        ]
-    )
+            if mine is None:
+                mine = {"base": c["base"], "correction": c["new"], "times": 0}
+                entry["corrections"].append(mine)
+            mine["imported"] = c["times"]
     return changes

@@ -194,6 +194,10 @@ class Session:
         self.started_by = started_by
         self.pause_reason = pause_reason
         self.extra = {} if extra is None else extra
+        #: What the store says of the runner's lease on `running` (`Store.lease_alive`):
+        #: True held, False gone, None cannot tell (then the mark itself is checked).
+        #: Not part of the record: it is asked afresh each time a session is loaded.
+        self.lease: bool | None = None
 
     def __repr__(self) -> str:
         return f"Session(id={self.id!r}, workflow_id={self.workflow_id!r}, status={self.status!r})"
@@ -250,7 +254,7 @@ class Session:
         return session
 
     def to_dict(self) -> dict[str, Any]:
-        from coachctl.engine.store import SCHEMA_VERSION
+        from coachctl.store.base import SCHEMA_VERSION
 
         out: dict[str, Any] = dict(self.extra)
         out.update({k: getattr(self, k) for k in self._FIELDS})
@@ -284,6 +288,8 @@ class Session:
         """'running' (a live process has it), 'interrupted' (its process died), or None."""
         if not self.running:
             return None
+        if self.lease is not None:
+            return "running" if self.lease else "interrupted"
         return mark_state(self.running)
 
     def last_outcome(self) -> str | None:

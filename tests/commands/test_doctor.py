@@ -49,7 +49,7 @@ def test_healthy_home(cli: Cli, home: Path, fmt: str) -> None:
 def test_tampered_index_is_found_and_repaired(cli: Cli, home: Path) -> None:
     warm(cli, home)
     with db(home) as conn:
-        conn.execute("UPDATE decisions SET kind='rejected' WHERE seq=0")
+        conn.execute("UPDATE decisions SET kind='rejected' WHERE pos=0")
     before = cli.json("stats")["workflows"][0]
     assert before["rejected"] == 1  # the index is trusted... and wrong
     r = cli("doctor")

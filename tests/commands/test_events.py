@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from coachctl.engine.events import EventFilter, parse_since, parse_time
-from coachctl.engine.store import Store
+from coachctl.engine.stores import file_store
 from coachctl.errors import UsageError
 from tests.conftest import Cli, coachctl_cmd, write_workflow
 
@@ -113,7 +113,7 @@ def test_since_filters_by_time(cli: Cli, home: Path, two_sessions: tuple[str, st
             "coachctl: invalid --since: 'yesterday' (expected an ISO-8601 time like "
             "2024-05-01T12:00:00Z, or an age like 15m, 2h, 7d)",
         ),
-        (["--session", "zzzzzz"], "coachctl: unknown session: zzzzzz"),
+        (["--session", "zzzzzz"], "coachctl: unknown session: zzzzzz in file store {sessions}"),
         (
             ["--session", "../etc"],
             "coachctl: invalid session reference: '../etc' "
@@ -124,7 +124,7 @@ def test_since_filters_by_time(cli: Cli, home: Path, two_sessions: tuple[str, st
 def test_bad_input_is_one_line_exit_2(cli: Cli, home: Path, args: list[str], message: str) -> None:
     result = cli("events", *args)
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [message]
+    assert result.stderr.splitlines() == [message.format(sessions=home / "sessions")]
     assert result.stdout == ""
 
 
@@ -188,6 +188,24 @@ class Follower:
     def next(self, timeout: float) -> dict[str, object]:
         return self.lines.get(timeout=timeout)
 
+    def ready(self, home: Path, session_id: str | None = None) -> None:
+        """--follow starts at the end: append probe events until it prints one, so what a
+        test does next surely happens after the follower began."""
+        from coachctl.engine.session import utcnow
+
+        store = file_store(home)
+        for _ in range(100):
+            store.append_events([{"event": "probe", "session_id": session_id, "ts": utcnow()}])
+            try:
+                got = self.next(0.2)
+            except queue.Empty:
+                continue
+            assert got["event"] == "probe"
+            while not self.lines.empty():
+                assert self.next(0)["event"] == "probe"
+            return
+        raise AssertionError("the follower never printed a probe")
+
     def stop(self) -> tuple[int, bytes]:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -208,7 +226,7 @@ def test_follow_sees_another_process_decide_within_a_second(cli: Cli, home: Path
     sid = cli.start("hello")
     follower = Follower(home)
     try:
-        assert follower.next(10)["event"] == "session_started"  # history first
+        follower.ready(home)  # the history (session_started) is not repeated
         run_decide(home, sid, "skip")
         t0 = time.monotonic()
         got = follower.next(1.0)
@@ -238,7 +256,7 @@ def test_follow_applies_filters_to_new_events(cli: Cli, home: Path) -> None:
     mine = cli.start("hello")
     follower = Follower(home, "--session", mine, "--since", "1h")
     try:
-        assert follower.next(10)["event"] == "session_started"
+        follower.ready(home, mine)
         theirs = cli.start("other")
         run_decide(home, theirs, "skip")
         run_decide(home, mine, "skip")
@@ -254,9 +272,9 @@ def test_follow_applies_filters_to_new_events(cli: Cli, home: Path) -> None:
 def test_follow_rereads_a_log_that_shrank(tmp_path: Path) -> None:
     from coachctl.engine import events as ev
 
-    store = Store(tmp_path / "home")
+    store = file_store(tmp_path / "home")
     store.append_events([{"event": "a", "n": i} for i in range(3)])
-    _, offset = store.read_events(0)
+    *_, (_, cursor) = store.read_events("")
     store.events_path.write_bytes(b'{"event":"rewritten"}\n')
-    gen = ev.follow(store, offset, interval=0, sleep=lambda _: None)
+    gen = ev.follow(store, cursor, interval=0)
     assert next(gen) == [{"event": "rewritten"}]

@@ -57,14 +57,16 @@ def test_pause_twice_is_refused(cli: Cli) -> None:
 def test_unknown_session(cli: Cli, cmd: str) -> None:
     result = cli(cmd, "nothere")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "coachctl: unknown session: nothere"
+    assert result.stderr.strip() == (
+        f"coachctl: unknown session: nothere in file store {cli.home / 'sessions'}"
+    )
 
 
 def test_lock_timeout_is_a_conflict(cli: Cli, home: Path) -> None:
-    from coachctl.engine.store import Store
+    from coachctl.engine.stores import file_store
 
     sid = cli.start()
-    with Store(home).lock(sid):
+    with file_store(home).transaction(sid):
         result = cli("--lock-timeout", "0.2", "pause", sid)
     assert result.exit_code == 3
     assert "locked" in result.stderr

@@ -162,12 +162,12 @@ def test_current_suggestion_only(cli: Cli, only_two: Path) -> None:
 
 def test_index_and_full_recomputation_agree(cli: Cli, only_two: Path) -> None:
     from coachctl.engine import history
-    from coachctl.engine.store import Store
+    from coachctl.engine.stores import file_store
 
     for ds in (("accept", "reject"), ("correct", "manual"), ("skip", "accept")):
         session_with(cli, *ds)
-    store = Store(only_two)
-    assert history.report(store).to_json() == history.report(store, full=True).to_json()
+    fast, slow = file_store(only_two), file_store(only_two, use_index=False)
+    assert history.report(fast).to_json() == history.report(slow).to_json()
 
 
 @pytest.mark.parametrize(

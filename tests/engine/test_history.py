@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from coachctl.engine import actions, history
-from coachctl.engine.store import Store
+from coachctl.engine.stores import file_store
 from coachctl.engine.workflow import load_workflow
 from tests.conftest import Cli, write_workflow
 
@@ -86,13 +86,13 @@ def test_state_level_and_metrics_agree_with_full_recomputation(cli: Cli, fast: P
         sid = cli.start("fast")
         for d in ds:
             assert cli("decide", sid, d, "--no-exec").exit_code == 0
-    store = Store(fast)
+    store, full = file_store(fast), file_store(fast, use_index=False)
     wf = load_workflow(fast / "workflows" / "fast.yaml")
-    assert history.workflow_metrics(store, wf) == history.workflow_metrics(store, wf, full=True)
+    assert history.workflow_metrics(store, wf) == history.workflow_metrics(full, wf)
     session = actions.load(store, sid)
     step = session.current_step
     assert step is not None
-    assert history.step_level(store, session, step) == history.full_step_level(store, session, step)
+    assert history.step_level(store, session, step) == history.step_level(full, session, step)
 
 
 def test_decide_reads_no_other_session_file(
@@ -137,7 +137,7 @@ def test_decide_reads_no_other_session_file(
     monkeypatch.setattr(Path, "read_bytes", spy_read)
     monkeypatch.setattr(os, "scandir", spy_dir)
     monkeypatch.setattr(os, "listdir", spy_list)
-    store = Store(fast)
+    store = file_store(fast)
     outcome = actions.decide(store, sid, "accept", no_exec=True)
     state = actions.state(store, outcome.session)
     assert state["step"]["level"] == "COACHING"
@@ -148,7 +148,7 @@ def test_decide_reads_no_other_session_file(
 def test_after_write_never_fails_a_decision(
     cli: Cli, fast: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coachctl.engine.index import Index
+    from coachctl.store.files.index import Index
 
     def boom(*a: Any, **k: Any) -> Any:
         raise RuntimeError("disk on fire")
@@ -162,7 +162,7 @@ def test_after_write_never_fails_a_decision(
 
 
 def test_unusable_index_recomputes(cli: Cli, fast: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from coachctl.engine import index
+    from coachctl.store.files import index
 
     sid = cli.start("fast")
     accept_all(cli, sid)
@@ -171,8 +171,8 @@ def test_unusable_index_recomputes(cli: Cli, fast: Path, monkeypatch: pytest.Mon
         raise index.IndexUnavailable("read-only")
 
     monkeypatch.setattr(index.Index, "_connect", refuse)
-    store = Store(fast)
-    assert isinstance(history.source(store), history.FullSource)
+    store = file_store(fast)
+    assert store.index() is None
     sid = cli.start("fast")
     accept_all(cli, sid)
     out = cli.json("stats", "fast")["workflows"][0]

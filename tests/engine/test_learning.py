@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from coachctl.engine import learning
-from coachctl.engine.store import Store
+from coachctl.engine import corrections, learning
+from coachctl.engine.records import derive
+from coachctl.engine.stores import file_store
 from coachctl.engine.workflow import Workflow, load_workflow
 from coachctl.errors import UsageError
+from coachctl.store.files import FileStore
 from tests.conftest import write_workflow
 
 WF = """\
@@ -31,11 +33,13 @@ steps:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "home")
+def store(tmp_path: Path) -> FileStore:
+    return file_store(tmp_path / "home")
 
 
-def workflow(store: Store, min_obs: int = 3, window: int = 50, text: str | None = None) -> Workflow:
+def workflow(
+    store: FileStore, min_obs: int = 3, window: int = 50, text: str | None = None
+) -> Workflow:
     path = write_workflow(store.home, "wf", text or WF.format(min_obs=min_obs, window=window))
     return load_workflow(path)
 
@@ -50,6 +54,9 @@ def session(sid: str, wf: Workflow, decisions: list[dict[str, Any]]) -> dict[str
     return {
         "id": sid,
         "workflow_id": wf.id,
+        "mode": "coaching",
+        "status": "active",
+        "cursor": 0,
         "steps": steps,
         "decisions": decisions,
         "coaching": wf.coaching.to_dict(),
@@ -91,21 +98,35 @@ def correct(command: str, base: str = "echo {{ x }}", outcome: str = "ok") -> di
     }
 
 
-def suggestion(store: Store, wf: Workflow, step_id: str) -> tuple[str | None, str | None]:
+def suggestion(store: FileStore, wf: Workflow, step_id: str) -> tuple[str | None, str | None]:
     step = next(s for s in wf.steps if s.id == step_id)
-    return learning.current_suggestion(store, wf, step)
+    return corrections.current_suggestion(store, wf, step)
+
+
+def write(store: FileStore, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Save a session through a real transaction, folding it into its pack as `decide`
+    does; the suggestion_adopted events it stages."""
+    if not store.exists(data["id"]):
+        store.create({**data, "decisions": []}, [])
+    with store.transaction(data["id"]) as txn:
+        txn.save(data, derive(data))
+        return corrections.fold_into(store, txn, data)
 
 
 def feed(
-    store: Store, wf: Workflow, sid: str, decisions: list[dict[str, Any]]
+    store: FileStore, wf: Workflow, sid: str, decisions: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    return learning.after_write(store, session(sid, wf, decisions))
+    return write(store, session(sid, wf, decisions))
+
+
+def pack_file(store: FileStore) -> Path:
+    return store.sessions_dir / "packs" / "wf.json"
 
 
 # -- observations --------------------------------------------------------------------------
 
 
-def test_learns_after_min_observations(store: Store) -> None:
+def test_learns_after_min_observations(store: FileStore) -> None:
     wf = workflow(store, min_obs=3)
     assert suggestion(store, wf, "notify") == (None, None)
     assert feed(store, wf, "s-01", [manual("post ok")]) == []
@@ -120,7 +141,7 @@ def test_learns_after_min_observations(store: Store) -> None:
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
 
 
-def test_the_most_frequent_wins_and_a_tie_teaches_nothing(store: Store) -> None:
+def test_the_most_frequent_wins_and_a_tie_teaches_nothing(store: FileStore) -> None:
     wf = workflow(store, min_obs=2)
     feed(store, wf, "s-01", [manual("a"), manual("b"), manual("a"), manual("b")])
     assert suggestion(store, wf, "notify") == (None, None)  # 2 and 2: a tie
@@ -129,7 +150,7 @@ def test_the_most_frequent_wins_and_a_tie_teaches_nothing(store: Store) -> None:
     assert suggestion(store, wf, "notify") == ("b", "learned")
 
 
-def test_only_the_window_counts(store: Store) -> None:
+def test_only_the_window_counts(store: FileStore) -> None:
     wf = workflow(store, min_obs=2, window=2)
     for i, cmd in enumerate(["a", "b", "c", "a", "b"]):
         feed(store, wf, f"s-{i:02d}", [manual(cmd)])
@@ -138,24 +159,24 @@ def test_only_the_window_counts(store: Store) -> None:
     assert suggestion(store, wf, "notify") == ("b", "learned")
 
 
-def test_manual_on_a_step_with_a_suggestion_is_not_an_observation(store: Store) -> None:
+def test_manual_on_a_step_with_a_suggestion_is_not_an_observation(store: FileStore) -> None:
     wf = workflow(store, min_obs=1)
     feed(store, wf, "s-01", [manual("make", step="build", suggestion="echo {{ x }}")])
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
-    assert not learning.pack_path(store, "wf").exists()
+    assert not pack_file(store).exists()
 
 
-def test_a_session_with_nothing_to_teach_touches_no_file(store: Store) -> None:
+def test_a_session_with_nothing_to_teach_touches_no_file(store: FileStore) -> None:
     wf = workflow(store)
     accept = dict(correct("x"), decision="accept", command="echo one")
     assert feed(store, wf, "s-01", [accept, dict(manual("x"), command=None)]) == []
-    assert not store.sessions_dir.exists()
+    assert not (store.sessions_dir / "packs").exists()
 
 
 # -- corrections ---------------------------------------------------------------------------
 
 
-def test_a_correction_given_adopt_after_times_is_adopted(store: Store) -> None:
+def test_a_correction_given_adopt_after_times_is_adopted(store: FileStore) -> None:
     wf = workflow(store)
     assert feed(store, wf, "s-01", [correct("echo two")]) == []
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
@@ -166,27 +187,27 @@ def test_a_correction_given_adopt_after_times_is_adopted(store: Store) -> None:
     assert suggestion(store, wf, "build") == ("echo two", "adopted")
 
 
-def test_different_and_failed_corrections_do_not_add_up(store: Store) -> None:
+def test_different_and_failed_corrections_do_not_add_up(store: FileStore) -> None:
     wf = workflow(store)
     feed(store, wf, "s-01", [correct("echo two"), correct("echo three")])
     feed(store, wf, "s-02", [correct("echo two", outcome="failed")])
     feed(store, wf, "s-03", [correct("echo one")])  # the suggestion itself: no correction
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
-    rows = learning.rows(learning.read_pack(store, "wf"), wf)
+    rows = learning.rows(corrections.load_pack(store, "wf"), wf)
     assert [(r["correction"], r["times"], r["adopted"]) for r in rows] == [
         ("echo two", 1, False),
         ("echo three", 1, False),
     ]
 
 
-def test_a_correction_the_person_stopped_does_not_count_toward_adoption(store: Store) -> None:
+def test_a_correction_the_person_stopped_does_not_count_toward_adoption(store: FileStore) -> None:
     wf = workflow(store)
     feed(store, wf, "s-01", [correct("echo two", outcome="interrupted")])
     feed(store, wf, "s-02", [correct("echo two")])
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
 
 
-def test_a_correction_of_an_old_suggestion_is_not_adopted(store: Store) -> None:
+def test_a_correction_of_an_old_suggestion_is_not_adopted(store: FileStore) -> None:
     wf = workflow(store)
     feed(
         store,
@@ -197,7 +218,7 @@ def test_a_correction_of_an_old_suggestion_is_not_adopted(store: Store) -> None:
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
 
 
-def test_an_adoption_goes_stale_when_run_changes(store: Store) -> None:
+def test_an_adoption_goes_stale_when_run_changes(store: FileStore) -> None:
     wf = workflow(store)
     feed(store, wf, "s-01", [correct("echo two"), correct("echo two")])
     assert suggestion(store, wf, "build") == ("echo two", "adopted")
@@ -205,7 +226,7 @@ def test_an_adoption_goes_stale_when_run_changes(store: Store) -> None:
         store, text=WF.format(min_obs=3, window=50).replace("echo {{ x }}", "make {{ x }}")
     )
     assert suggestion(store, changed, "build") == ("make {{ x }}", "run")
-    rows = learning.rows(learning.read_pack(store, "wf"), changed)
+    rows = learning.rows(corrections.load_pack(store, "wf"), changed)
     assert [(r["correction"], r["adopted"], r["stale"]) for r in rows] == [
         ("echo two", False, True)
     ]
@@ -213,7 +234,7 @@ def test_an_adoption_goes_stale_when_run_changes(store: Store) -> None:
     assert suggestion(store, workflow(store), "build") == ("echo two", "adopted")
 
 
-def test_adopting_a_correction_of_the_adopted_suggestion_chains(store: Store) -> None:
+def test_adopting_a_correction_of_the_adopted_suggestion_chains(store: FileStore) -> None:
     wf = workflow(store)
     feed(store, wf, "s-01", [correct("echo two"), correct("echo two")])
     feed(
@@ -223,58 +244,56 @@ def test_adopting_a_correction_of_the_adopted_suggestion_chains(store: Store) ->
         [correct("echo three", base="echo two"), correct("echo three", base="echo two")],
     )
     assert suggestion(store, wf, "build") == ("echo three", "adopted")
-    pack = learning.read_pack(store, "wf")
+    pack = corrections.load_pack(store, "wf")
     assert pack["steps"]["build"]["adopted"]["base"] == "echo {{ x }}"  # still the YAML's run
 
 
 # -- idempotence ---------------------------------------------------------------------------
 
 
-def test_writing_the_same_session_twice_counts_once(store: Store) -> None:
+def test_writing_the_same_session_twice_counts_once(store: FileStore) -> None:
     wf = workflow(store)
     data = session("s-01", wf, [correct("echo two")])
-    learning.after_write(store, data)
-    learning.after_write(store, data)
+    write(store, data)
+    write(store, data)
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
     data["decisions"].append(manual("post"))
-    learning.after_write(store, data)
-    learning.after_write(store, data)
-    pack = learning.read_pack(store, "wf")
+    write(store, data)
+    write(store, data)
+    pack = corrections.load_pack(store, "wf")
     assert pack["folded"] == {"s-01": 2}
     assert [r["times"] for r in pack["steps"]["build"]["corrections"]] == [1]
     assert [o["command"] for o in pack["steps"]["notify"]["observations"]] == ["post"]
 
 
-def test_incremental_pack_equals_full_recomputation(store: Store) -> None:
+def test_incremental_pack_equals_full_recomputation(store: FileStore) -> None:
     wf = workflow(store, min_obs=2)
     for i, decisions in enumerate(
         [[correct("echo two"), manual("a")], [manual("a"), correct("echo two")], [manual("b")]]
     ):
-        data = session(f"s-{i:02d}", wf, decisions)
-        store.save_raw(data)
-        learning.after_write(store, data)
-    assert learning.check(store, "wf") == []
-    pack = learning.read_pack(store, "wf")
+        write(store, session(f"s-{i:02d}", wf, decisions))
+    assert corrections.check(store, "wf") == []
+    pack = corrections.load_pack(store, "wf")
     pack["steps"]["build"]["corrections"][0]["times"] = 7
-    with store.lock(learning.lock_name("wf")):
-        learning.write_pack(store, pack)
-    problems = learning.check(store, "wf")
+    store.put_pack("wf", pack)
+    problems = corrections.check(store, "wf")
     assert len(problems) == 1 and problems[0].startswith("correction pack wf: step build:")
-    learning.rebuild(store, "wf")
-    assert learning.check(store, "wf") == []
+    corrections.rebuild(store, "wf")
+    assert corrections.check(store, "wf") == []
     assert suggestion(store, wf, "notify") == ("a", "learned")
 
 
-def test_a_damaged_pack_is_ignored_by_readers_and_rebuilt_by_the_next_write(store: Store) -> None:
+def test_a_damaged_pack_is_ignored_by_readers_and_rebuilt_by_the_next_write(
+    store: FileStore,
+) -> None:
     wf = workflow(store)
     store.ensure()
-    path = learning.pack_path(store, "wf")
+    path = pack_file(store)
     path.parent.mkdir()
     path.write_text("{not json")
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
     data = session("s-01", wf, [correct("echo two"), correct("echo two")])
-    store.save_raw(data)
-    learning.after_write(store, data)
+    write(store, data)
     assert suggestion(store, wf, "build") == ("echo two", "adopted")
     assert json.loads(path.read_text())["folded"] == {"s-01": 2}
 
@@ -282,17 +301,17 @@ def test_a_damaged_pack_is_ignored_by_readers_and_rebuilt_by_the_next_write(stor
 # -- by hand -------------------------------------------------------------------------------
 
 
-def test_adopt_picks_the_most_frequent_and_drop_keeps_it_from_coming_back(store: Store) -> None:
+def test_adopt_picks_the_most_frequent_and_drop_keeps_it_from_coming_back(store: FileStore) -> None:
     wf = workflow(store, min_obs=5)
     feed(store, wf, "s-01", [manual("a"), manual("b"), manual("a")])
-    adopted = learning.adopt(store, wf, "notify")
+    adopted = corrections.adopt(store, wf, "notify")
     assert (adopted["command"], adopted["source"]) == ("a", "observed")
     assert suggestion(store, wf, "notify") == ("a", "learned")
-    learning.drop(store, wf, "notify")
+    corrections.drop(store, wf, "notify")
     assert suggestion(store, wf, "notify") == (None, None)
     feed(store, wf, "s-02", [manual("a")] * 5)
     assert suggestion(store, wf, "notify") == (None, None)  # dropped: not learned again
-    learning.adopt(store, wf, "notify", "post {{ x }}")
+    corrections.adopt(store, wf, "notify", "post {{ x }}")
     assert suggestion(store, wf, "notify") == ("post {{ x }}", "adopted")
 
 
@@ -307,24 +326,24 @@ def test_adopt_picks_the_most_frequent_and_drop_keeps_it_from_coming_back(store:
         ("build", "echo {{ x }}", "step build already proposes: echo {{ x }}"),
     ],
 )
-def test_adopt_refuses(store: Store, step: str, command: str | None, message: str) -> None:
+def test_adopt_refuses(store: FileStore, step: str, command: str | None, message: str) -> None:
     wf = workflow(store)
     with pytest.raises(UsageError) as exc:
-        learning.adopt(store, wf, step, command)
+        corrections.adopt(store, wf, step, command)
     assert message in str(exc.value)
 
 
-def test_adopt_refuses_a_tie(store: Store) -> None:
+def test_adopt_refuses_a_tie(store: FileStore) -> None:
     wf = workflow(store, min_obs=9)
     feed(store, wf, "s-01", [manual("a"), manual("b")])
     with pytest.raises(UsageError, match="'a' and 'b' tie"):
-        learning.adopt(store, wf, "notify")
+        corrections.adopt(store, wf, "notify")
 
 
-def test_export_import_round_trip(tmp_path: Path, store: Store) -> None:
+def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     wf = workflow(store, min_obs=2)
     feed(store, wf, "s-01", [correct("echo two"), correct("echo two"), manual("a"), manual("a")])
-    doc = learning.export(learning.read_pack(store, "wf"))
+    doc = learning.export(corrections.load_pack(store, "wf"))
     assert doc == {
         "workflow": "wf",
         "version": 1,
@@ -345,10 +364,10 @@ def test_export_import_round_trip(tmp_path: Path, store: Store) -> None:
             },
         ],
     }
-    other = Store(tmp_path / "other")
+    other = file_store(tmp_path / "other")
     wf2 = workflow(other, min_obs=2)
     parsed = learning.parse_export(doc, "pack.yaml")
-    changes = learning.apply_import(other, wf2, parsed)
+    changes = corrections.apply_import(other, wf2, parsed)
     assert [(c["step_id"], c["what"]) for c in changes] == [
         ("build", "suggestion"),
         ("build", "correction"),
@@ -356,15 +375,16 @@ def test_export_import_round_trip(tmp_path: Path, store: Store) -> None:
     ]
     assert suggestion(other, wf2, "build") == ("echo two", "imported")
     assert suggestion(other, wf2, "notify") == ("a", "imported")
-    again = learning.export(learning.read_pack(other, "wf"))
+    again = learning.export(corrections.load_pack(other, "wf"))
     assert [s["step"] for s in again["steps"]] == ["build", "notify"]
     assert again["steps"][0]["corrections"] == doc["steps"][0]["corrections"]
     assert again["steps"][0]["suggestion"]["command"] == "echo two"
-    assert learning.apply_import(other, wf2, parsed) == []  # importing twice changes nothing
+    assert corrections.apply_import(other, wf2, parsed) == []  # importing twice changes nothing
     # Its own sessions add to the imported count only beyond it (max, not sum).
     feed(other, wf2, "t-01", [correct("echo two")])
     assert (
-        learning.export(learning.read_pack(other, "wf"))["steps"][0]["corrections"][0]["times"] == 2
+        learning.export(corrections.load_pack(other, "wf"))["steps"][0]["corrections"][0]["times"]
+        == 2
     )
 
 

@@ -103,7 +103,7 @@ def test_leftover_temp_files_are_never_taken_for_sessions(home: Path, cli: objec
 
 
 def test_a_torn_events_line_is_skipped(home: Path) -> None:
-    from coachctl.engine.store import Store
+    from coachctl.engine.stores import file_store
 
     many_steps(home, "torn", 3)
     sid = start(home, "torn")
@@ -114,7 +114,7 @@ def test_a_torn_events_line_is_skipped(home: Path) -> None:
     with open(events, "ab") as fh:
         fh.write(b"\x00\xff garbage\n{not json}\n[1, 2]\n")
     assert run(home, "decide", sid, "skip").returncode == 0
-    read, _ = Store(home).read_events()
+    read = [e for e, _ in file_store(home).read_events()]
     assert [e["event"] for e in read] == ["session_started", "decision", "decision"]
     res = run(home, "events", "--format", "json")
     assert res.returncode == 0, res.stderr

@@ -190,7 +190,7 @@ def test_a_read_only_lock_folder_is_one_line_exit_1(
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(p))
         return real_open(p, flags, *args, **kwargs)
 
-    for lock in (home / "sessions" / ".locks").iterdir():
+    for lock in (home / "sessions" / ".locks").rglob("*.lock"):
         lock.unlink()
     monkeypatch.setattr(os, "open", ro_open)
     res = cli("decide", a, "skip")

@@ -21,8 +21,8 @@ from tests.reliability._helpers import many_steps, popen, popen_python, run, ses
 HOLD_LOCK = r"""
 import sys, time
 from pathlib import Path
-from coachctl.engine.store import Store
-with Store(Path(sys.argv[1])).lock(sys.argv[2]):
+from coachctl.engine.stores import file_store
+with file_store(Path(sys.argv[1])).lock("session", sys.argv[2]):
     print("locked", flush=True)
     time.sleep(120)
 """
@@ -46,10 +46,10 @@ def test_a_lock_left_by_a_killed_holder_blocks_no_one(home: Path) -> None:
     # The lock is real while its holder lives: a decide gives up with exit 3.
     blocked = run(home, "--lock-timeout", "0.3", "decide", sid, "skip")
     assert blocked.returncode == 3, blocked.stderr
-    assert blocked.stderr.startswith(f"coachctl: {sid} is locked by another coachctl")
+    assert blocked.stderr.startswith(f"coachctl: session {sid} is locked by another coachctl")
     os.kill(holder.pid, signal.SIGKILL)
     holder.communicate(timeout=10)
-    lock_file = home / "sessions" / ".locks" / f"{sid}.lock"
+    lock_file = home / "sessions" / ".locks" / "session" / f"{sid}.lock"
     assert lock_file.exists(), "the killed holder's lock file is still there"
     began = time.monotonic()
     res = run(home, "--lock-timeout", "10", "decide", sid, "skip", "--format", "json")
@@ -99,9 +99,9 @@ def test_a_step_running_in_a_killed_process_is_interrupted_and_not_rerun(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["step"]["status"] == "interrupted"
     from coachctl.engine import actions
-    from coachctl.engine.store import Store
+    from coachctl.engine.stores import file_store
 
-    store = Store(home)
+    store = file_store(home)
     out = actions.run_auto_steps(store, actions.load(store, sid))
     assert out.auto_runs == []
     assert marker.read_text() == "ran\n"

@@ -24,31 +24,34 @@ to the full comparison.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coachctl.engine import metrics
-from coachctl.engine.store import (
-    ID_RE,
-    SESSION_SUFFIX,
-    Store,
-    _read_nofollow,
-    dir_stamp,
-    parse_session_bytes,
+from coachctl.errors import CoachctlError
+from coachctl.store.base import BadFile, Derive, Derived, LevelChange, WindowKey
+from coachctl.store.files.fs import NOFOLLOW, dir_stamp, drop_link
+from coachctl.store.files.layout import INDEX_DIR, INDEX_FILE, LOCK_STORE, SESSION_SUFFIX
+from coachctl.store.files.records import (
+    DecisionRow,
+    SessionRow,
+    guess_workflow,
+    read_session_bytes,
+    rows_of,
 )
-from coachctl.errors import CoachctlError, StateError
+from coachctl.store.ids import ID_RE
 
 if TYPE_CHECKING:
     import sqlite3
 
-# In its own folder: SQLite's -wal/-shm files come and go, and must not move the mtime of
-# sessions/ that tells a warm refresh nothing changed.
-INDEX_DIR = ".index"
-INDEX_FILE = "index.sqlite"
-SCHEMA = "3"  # 3: sessions.mode and sessions.auto_runs (for `report`)
+    from coachctl.store.files.store import FileStore
+
+# In its own folder (INDEX_DIR): SQLite's -wal/-shm files come and go, and must not move the
+# mtime of sessions/ that tells a warm refresh nothing changed.
+SCHEMA = "3"
 PENDING = "pending:"  # meta 'dir' of a stamp vouched for by writers, checked by listing
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 BATCH = 2000
@@ -59,58 +62,35 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHO
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL, status TEXT, accepted INTEGER NOT NULL,
-    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1, mode TEXT,
-    auto_runs INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1,
+    folds INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_wf ON sessions(workflow_id, id);
 CREATE TABLE IF NOT EXISTS decisions(
-    session_id TEXT NOT NULL, seq INTEGER NOT NULL, workflow_id TEXT NOT NULL,
-    step_id TEXT NOT NULL, suggestion TEXT, kind TEXT NOT NULL, decided_at TEXT NOT NULL,
-    PRIMARY KEY(session_id, seq)) WITHOUT ROWID;
+    session_id TEXT NOT NULL, pos INTEGER NOT NULL, seq INTEGER NOT NULL,
+    workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, suggestion TEXT, scope TEXT NOT NULL,
+    kind TEXT NOT NULL, decided_at TEXT NOT NULL,
+    PRIMARY KEY(session_id, pos)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS decisions_step
-    ON decisions(workflow_id, step_id, suggestion, decided_at, session_id, seq, kind);
+    ON decisions(workflow_id, step_id, suggestion, scope, seq, session_id, pos, kind);
+CREATE INDEX IF NOT EXISTS decisions_seq ON decisions(seq);
 CREATE TABLE IF NOT EXISTS bad(
     id TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
     workflow_id TEXT, reason TEXT NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS levels(
-    workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, level TEXT NOT NULL,
-    PRIMARY KEY(workflow_id, step_id)) WITHOUT ROWID;
+    workflow_id TEXT NOT NULL, scope TEXT NOT NULL, step_id TEXT NOT NULL, level TEXT NOT NULL,
+    PRIMARY KEY(workflow_id, scope, step_id)) WITHOUT ROWID;
 """
 
-_NAMES = {"meta", "sessions", "sessions_wf", "decisions", "decisions_step", "bad", "levels"}
-
-# (session_id, seq, workflow_id, step_id, suggestion, kind, decided_at)
-DecisionRow = tuple[str, int, str, str, "str | None", str, str]
-# (id, workflow_id, status, accepted, suggestions, mode, auto_runs)
-SessionRow = tuple[str, str, "str | None", int, int, "str | None", int]
-
-
-class BadFile:
-    """A session file that cannot be read: left out of every metric, named to the user.
-
-    (A plain class: creating a NamedTuple class costs about a millisecond of every `decide`.)
-    """
-
-    __slots__ = ("path", "reason", "session_id", "workflow_id")
-
-    def __init__(
-        self, session_id: str, path: str, reason: str, workflow_id: str | None = None
-    ) -> None:
-        self.session_id = session_id
-        self.path = path
-        self.reason = reason
-        self.workflow_id = workflow_id
-
-    def _key(self) -> tuple[str, str, str, str | None]:
-        return (self.session_id, self.path, self.reason, self.workflow_id)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BadFile) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return "BadFile({!r}, {!r}, {!r}, {!r})".format(*self._key())
+_NAMES = {
+    "meta",
+    "sessions",
+    "sessions_wf",
+    "decisions",
+    "decisions_step",
+    "decisions_seq",
+    "bad",
+    "levels",
+}
 
 
 class RefreshResult:
@@ -128,97 +108,14 @@ class IndexUnavailable(Exception):
     """The index cannot be used here (read-only home, no sessions yet): recompute instead."""
 
 
-# -- reading session files (shared by the index and the full recomputation) -------------
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"unreadable session file {path}: a symlink (refused)"
+    return f"cannot read {path}: {exc.strerror or exc}"
 
 
-def read_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
-    """Parse and validate one session file; StateError (with the reason) when unreadable.
-
-    Both the index and the full recomputation read files through here, so they agree on
-    which files count.
-    """
-    from coachctl.engine.session import Session
-
-    obj = parse_session_bytes(data, path)
-    if not isinstance(obj.get("workflow_id"), str):
-        raise StateError(f"unreadable session file {path}: no workflow_id")
-    try:
-        Session.from_dict(obj)
-    except StateError as exc:
-        raise StateError(f"unreadable session file {path}: {exc.message}") from None
-    return obj
-
-
-def read_session_file(path: Path) -> dict[str, Any]:
-    try:
-        data = _read_nofollow(path)
-    except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return read_session_bytes(data, path)
-
-
-def guess_workflow(data: bytes) -> str | None:
-    """The workflow an unreadable file claims, when it says so (for failing closed)."""
-    import json
-
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    wf = obj.get("workflow_id") if isinstance(obj, dict) else None
-    return wf if isinstance(wf, str) else None
-
-
-def session_id_of(name: str) -> str | None:
-    """`<id>.json` → id, for the names `Store.list_ids` also accepts; else None."""
-    if not name.endswith(SESSION_SUFFIX) or name.startswith("."):
-        return None
-    sid = name[: -len(SESSION_SUFFIX)]
-    return sid if ID_RE.match(sid) else None
-
-
-def extract(data: Mapping[str, Any]) -> tuple[SessionRow, list[DecisionRow]]:
-    """The rows a session contributes: its trend numbers and its counted decisions."""
-    sid = str(data["id"])
-    wf = str(data["workflow_id"])
-    rows: list[DecisionRow] = []
-    all_kinds: list[str] = []
-    auto_runs = 0
-    for seq, d in enumerate(data.get("decisions") or []):
-        if not isinstance(d, dict):
-            continue
-        auto_runs += d.get("decided_by") == "auto"
-        kind = metrics.classify(d)
-        if kind is None:
-            continue
-        all_kinds.append(kind)
-        step_id = d.get("step_id")
-        if not isinstance(step_id, str):
-            continue
-        suggestion = d.get("suggestion")
-        rows.append(
-            (
-                sid,
-                seq,
-                wf,
-                step_id,
-                suggestion if isinstance(suggestion, str) else None,
-                kind,
-                str(d.get("decided_at", "")),
-            )
-        )
-    c = metrics.counts(all_kinds)
-    status, mode = data.get("status"), data.get("mode")
-    session_row: SessionRow = (
-        sid,
-        wf,
-        status if isinstance(status, str) else None,
-        c["accepted"],
-        c["suggestions"],
-        mode if isinstance(mode, str) else None,
-        auto_runs,
-    )
-    return session_row, rows
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | NOFOLLOW)
 
 
 def _stable_mtime(mtime_ns: int, now_ns: int) -> int:
@@ -232,8 +129,9 @@ def _stable_mtime(mtime_ns: int, now_ns: int) -> int:
 class Index:
     """One home's index file; every method is safe to call from concurrent processes."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: FileStore) -> None:
         self.store = store
+        self.derive: Derive = store.derive
         self.path = store.sessions_dir / INDEX_DIR / INDEX_FILE
         self.conn: sqlite3.Connection | None = None
         self.refreshed_at = 0.0
@@ -242,15 +140,22 @@ class Index:
     # -- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, store: Store) -> Index:
+    def open(cls, store: FileStore) -> Index:
         """Open (creating or silently rebuilding) the index; IndexUnavailable if we cannot."""
         if not store.sessions_dir.is_dir():
             raise IndexUnavailable("no sessions yet")
+        import sqlite3
+
         idx = cls(store)
         try:
             idx._connect()
         except IndexUnavailable:
             raise
+        except sqlite3.OperationalError as exc:
+            # Busy (another process checkpoints, a doctor rebuilds): not damage. Deleting
+            # the files now would pull them from under every other process.
+            idx.close()
+            raise IndexUnavailable(f"cannot use {idx.path} now: {exc}") from exc
         except Exception:
             idx.close()
             idx.discard()
@@ -267,9 +172,23 @@ class Index:
         if not os.access(self.store.sessions_dir, os.W_OK):
             raise IndexUnavailable(f"{self.store.sessions_dir} is read-only")
         try:
-            self.path.parent.mkdir(mode=0o700, exist_ok=True)
-        except OSError as exc:
+            self.store.make_dir(self.path.parent)
+        except (OSError, CoachctlError) as exc:
             raise IndexUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
+        for suffix in ("", "-wal", "-shm", "-journal"):  # derived: a link is replaced
+            drop_link(Path(f"{self.path}{suffix}"))
+        # Created owner-only before SQLite opens it (it would use the umask: 0644); its -wal
+        # and -shm files take the database file's mode. Only ever O_EXCL: closing a
+        # descriptor of a database this process has open would drop SQLite's POSIX locks.
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot create {self.path}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            if os.lstat(self.path).st_mode & 0o077:
+                os.chmod(self.path, 0o600)
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         self.conn = conn
         conn.execute("PRAGMA journal_mode=WAL")
@@ -317,7 +236,7 @@ class Index:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """The index's own lock plus one write transaction."""
-        with self.store.lock("index"):
+        with self.store.lock(LOCK_STORE, "index"):
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -445,12 +364,11 @@ class Index:
 
     def _ingest(self, ids: Sequence[str], now_ns: int) -> bool:
         """Re-read these files and replace their rows; False if any entry stays unsure."""
-        loaded: list[tuple[str, os.stat_result, dict[str, Any] | None, BadFile | None]] = []
-        data: dict[str, Any] | None
+        loaded: list[tuple[str, os.stat_result, tuple[Any, Derived] | None, BadFile | None]] = []
         for sid in ids:
             path = self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"
             try:
-                with open(path, "rb") as fh:
+                with open(path, "rb", opener=_nofollow) as fh:
                     st = os.fstat(fh.fileno())  # the stat of exactly what we read
                     raw = fh.read()
             except FileNotFoundError:
@@ -463,22 +381,22 @@ class Index:
                             sid,
                             st,
                             None,
-                            BadFile(sid, str(path), f"cannot read {path}: {exc.strerror or exc}"),
+                            BadFile(sid, str(path), _unreadable(path, exc)),
                         )
                     )
                 continue
             self.reads += 1
             try:
-                data = read_session_bytes(raw, path)
-                loaded.append((sid, st, data, None))
+                data, derived = read_session_bytes(raw, path, self.derive)
+                loaded.append((sid, st, (data, derived), None))
             except CoachctlError as exc:
                 loaded.append(
                     (sid, st, None, BadFile(sid, str(path), exc.message, guess_workflow(raw)))
                 )
         clean = True
-        puts: list[tuple[dict[str, Any], int, int, int]] = []  # (data, mtime, size, ino)
+        puts: list[tuple[Any, Derived, int, int, int]] = []  # (data, rows, mtime, size, ino)
         with self._write() as db:
-            for sid, st, data, bad in loaded:
+            for sid, st, parsed, bad in loaded:
                 try:
                     now = os.stat(self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}")
                 except OSError:
@@ -493,8 +411,8 @@ class Index:
                     continue
                 mtime = _stable_mtime(st.st_mtime_ns, now_ns)
                 clean &= mtime >= 0
-                if data is not None:
-                    puts.append((data, mtime, st.st_size, st.st_ino))
+                if parsed is not None:
+                    puts.append((parsed[0], parsed[1], mtime, st.st_size, st.st_ino))
                     continue
                 assert bad is not None
                 self._put_bad(db, sid, mtime, st.st_size, st.st_ino, bad)
@@ -507,16 +425,16 @@ class Index:
             except UnicodeEncodeError:
                 db.execute("ROLLBACK TO batch")
                 db.execute("RELEASE batch")
-                for data, mtime, size, ino in puts:
+                for sdata, derived, mtime, size, ino in puts:
                     try:
-                        self._put(db, data, mtime, size, ino)
+                        self._put(db, sdata, derived, mtime, size, ino)
                     except UnicodeEncodeError:
-                        sid = str(data["id"])
+                        sid = str(sdata["id"])
                         bad = BadFile(
                             sid,
                             str(self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"),
                             "cannot index: invalid text",
-                            str(data.get("workflow_id")),
+                            str(sdata.get("workflow_id")),
                         )
                         self._put_bad(db, sid, mtime, size, ino, bad)
         return clean
@@ -533,14 +451,14 @@ class Index:
 
     @staticmethod
     def _put_many(
-        db: sqlite3.Connection, items: Sequence[tuple[Mapping[str, Any], int, int, int]]
+        db: sqlite3.Connection, items: Sequence[tuple[Mapping[str, Any], Derived, int, int, int]]
     ) -> None:
         """`_put` for many sessions at once (same rows, far fewer statements)."""
         srows: list[tuple[Any, ...]] = []
         drows: list[DecisionRow] = []
-        for data, mtime, size, ino in items:
-            srow, rows = extract(data)
-            srows.append((*srow[:2], mtime, size, *srow[2:5], ino, *srow[5:]))
+        for data, derived, mtime, size, ino in items:
+            srow, rows = rows_of(data, derived)
+            srows.append((srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5]))
             drows.extend(rows)
         ids = [(r[0],) for r in srows]
         db.executemany("DELETE FROM sessions WHERE id=?", ids)
@@ -548,10 +466,10 @@ class Index:
         db.executemany("DELETE FROM bad WHERE id=?", ids)
         db.executemany(
             "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-            " suggestions, ino, mode, auto_runs) VALUES(?,?,?,?,?,?,?,?,?,?)",
+            " suggestions, ino, folds) VALUES(?,?,?,?,?,?,?,?,?)",
             srows,
         )
-        db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
+        db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)", drows)
 
     @staticmethod
     def _drop(db: sqlite3.Connection, sid: str) -> None:
@@ -560,18 +478,24 @@ class Index:
         db.execute("DELETE FROM bad WHERE id=?", (sid,))
 
     def _put(
-        self, db: sqlite3.Connection, data: Mapping[str, Any], mtime: int, size: int, ino: int
+        self,
+        db: sqlite3.Connection,
+        data: Mapping[str, Any],
+        derived: Derived,
+        mtime: int,
+        size: int,
+        ino: int,
     ) -> None:
-        srow, drows = extract(data)
+        srow, drows = rows_of(data, derived)
         db.execute("SAVEPOINT put")
         try:
             self._drop(db, srow[0])
             db.execute(
                 "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-                " suggestions, ino, mode, auto_runs) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                (*srow[:2], mtime, size, *srow[2:5], ino, *srow[5:]),
+                " suggestions, ino, folds) VALUES(?,?,?,?,?,?,?,?,?)",
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5]),
             )
-            db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?)", drows)
+            db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)", drows)
         except BaseException:
             db.execute("ROLLBACK TO put")
             db.execute("RELEASE put")
@@ -583,13 +507,14 @@ class Index:
     def update(
         self,
         data: Mapping[str, Any],
-        rules: metrics.Rules,
+        derived: Derived,
+        levels: Sequence[LevelChange] = (),
         *,
         dir_before: str | None = None,
         written: os.stat_result | None = None,
-    ) -> list[dict[str, Any]]:
-        """One session was just written: replace its rows (O(its decisions)), then compare
-        the levels of its steps with the last known ones; level_changed events for changes.
+    ) -> None:
+        """One session was just written: replace its rows (O(its decisions)) and record the
+        level changes the engine computed for it.
 
         `written` is the stat of the file as written (else the file is stat'ed now). With
         `dir_before`, the folder's stamp taken just before the write: if the index had seen
@@ -609,76 +534,49 @@ class Index:
             mtime, size = _stable_mtime(st.st_mtime_ns, time.time_ns()), st.st_size
             ino = st.st_ino if written is not None else -1
         with self._write() as db:
-            self._put(db, data, mtime, size, ino)
+            self._put(db, data, derived, mtime, size, ino)
             if self._meta("complete") != "1":
-                return []  # levels from a partial index would be wrong: wait for a full scan
+                return  # levels from a partial index would be wrong: wait for a full scan
             if dir_before is not None:
                 seen = self._meta("dir")
                 if seen in (dir_before, PENDING + dir_before):
                     after, _ = self._dir_fingerprint()
                     db.execute("UPDATE meta SET value=? WHERE key='dir'", (PENDING + after,))
-            return self._levels(db, data, rules)
+            db.executemany(
+                "INSERT OR REPLACE INTO levels VALUES(?,?,?,?)",
+                [(c["workflow_id"], c["scope"], c["step_id"], c["level"]) for c in levels],
+            )
 
-    def _levels(
-        self, db: sqlite3.Connection, data: Mapping[str, Any], rules: metrics.Rules
-    ) -> list[dict[str, Any]]:
-        wf = str(data["workflow_id"])
-        now: dict[str, str] = {}
-        for step in data.get("steps") or []:
-            step_id = step.get("id")
-            if not isinstance(step_id, str) or not step_id:
-                continue
-            try:
-                now[step_id] = self.step_level(step, wf, rules)
-            except ValueError:
-                continue  # an unknown max_level in a hand-edited file: no level to track
-        if not now:
-            return []
-        now[""] = min(now.values(), key=metrics.LEVELS.index)
-        known = dict(db.execute("SELECT step_id, level FROM levels WHERE workflow_id=?", (wf,)))
-        events: list[dict[str, Any]] = []
-        ts = _utcnow()
-        for step_id, level in now.items():
-            before = known.get(step_id)
-            if before == level:
-                continue
-            db.execute("INSERT OR REPLACE INTO levels VALUES(?,?,?)", (wf, step_id, level))
-            if before is not None:
-                events.append(
-                    {
-                        "ts": ts,
-                        "event": "level_changed",
-                        "session_id": str(data["id"]),
-                        "workflow_id": wf,
-                        "step_id": step_id or None,
-                        "from": before,
-                        "to": level,
-                    }
-                )
-        # The workflow's own change reads best after its steps'.
-        events.sort(key=lambda e: e["step_id"] is None)
-        return events
+    def levels(self, workflow_id: str, scope: str) -> dict[str, str]:
+        return dict(
+            self.db.execute(
+                "SELECT step_id, level FROM levels WHERE workflow_id=? AND scope=?",
+                (workflow_id, scope),
+            )
+        )
 
-    def step_level(self, step: Mapping[str, Any], workflow_id: str, rules: metrics.Rules) -> str:
-        """A snapshot step's level on the suggestion it carries (one indexed query)."""
-        suggestion = step.get("suggestion")
-        max_level = step.get("max_level")
-        if not suggestion:
-            return metrics.level_of(False, False, max_level)
-        kinds = self.kinds(workflow_id, str(step["id"]), str(suggestion), rules.window)
-        ready = metrics.is_ready(metrics.counts(kinds), rules)
-        return metrics.level_of(True, ready, max_level)
+    def max_seq(self) -> int:
+        row = self.db.execute("SELECT max(seq) FROM decisions").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     # -- queries ------------------------------------------------------------------------
 
-    def kinds(self, workflow_id: str, step_id: str, suggestion: str, window: int) -> list[str]:
-        """The last `window` kinds on this exact suggestion, oldest first."""
-        rows = self.db.execute(
-            "SELECT kind FROM decisions WHERE workflow_id=? AND step_id=? AND suggestion=?"
-            " ORDER BY decided_at DESC, session_id DESC, seq DESC LIMIT ?",
-            (workflow_id, step_id, suggestion, window),
+    def window_rows(
+        self, key: WindowKey, exclude: str | None = None
+    ) -> list[tuple[int, str, int, str]]:
+        """The last `window` (seq, session_id, pos, kind) on exactly this suggestion and
+        scope, newest first, in order of record (`seq`), leaving out session `exclude`."""
+        workflow_id, step_id, suggestion, scope, window = key
+        return self.db.execute(
+            "SELECT seq, session_id, pos, kind FROM decisions"
+            " WHERE workflow_id=? AND step_id=? AND suggestion=? AND scope=? AND session_id!=?"
+            " ORDER BY seq DESC, session_id DESC, pos DESC LIMIT ?",
+            (workflow_id, step_id, suggestion, scope, exclude or "", window),
         ).fetchall()
-        return [r[0] for r in reversed(rows)]
+
+    def windows(self, keys: Sequence[WindowKey]) -> dict[WindowKey, list[str]]:
+        """Kinds of each window, oldest first."""
+        return {key: [r[3] for r in reversed(self.window_rows(key))] for key in keys}
 
     def session_count(self, workflow_id: str) -> int:
         row = self.db.execute(
@@ -717,31 +615,24 @@ class Index:
 
     def session_rows(self) -> dict[str, SessionRow]:
         return {
-            r[0]: (r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+            r[0]: (r[0], r[1], r[2], r[3], r[4], r[5])
             for r in self.db.execute(
-                "SELECT id, workflow_id, status, accepted, suggestions, mode, auto_runs"
-                " FROM sessions"
+                "SELECT id, workflow_id, status, accepted, suggestions, folds FROM sessions"
             )
         }
 
-    def session_series(
-        self, workflow_id: str, since_id: str = ""
-    ) -> list[tuple[str, str | None, int, int, int]]:
-        """(id, mode, accepted, suggestions, auto_runs) of a workflow's sessions, oldest
-        first, from `since_id` on (ids sort by start time): one indexed range query."""
-        return [
-            (r[0], r[1], r[2], r[3], r[4])
-            for r in self.db.execute(
-                "SELECT id, mode, accepted, suggestions, auto_runs FROM sessions"
-                " WHERE workflow_id=? AND id>=? ORDER BY id",
-                (workflow_id, since_id),
+    def folds(self, workflow_id: str) -> dict[str, int]:
+        """{session id: decisions its workflow's pack must have folded} (teaching ones)."""
+        return dict(
+            self.db.execute(
+                "SELECT id, folds FROM sessions WHERE workflow_id=? AND folds>0", (workflow_id,)
             )
-        ]
+        )
 
     def decision_rows(self) -> dict[str, list[DecisionRow]]:
         out: dict[str, list[DecisionRow]] = {}
-        for r in self.db.execute("SELECT * FROM decisions ORDER BY session_id, seq"):
-            out.setdefault(r[0], []).append((r[0], r[1], r[2], r[3], r[4], r[5], r[6]))
+        for r in self.db.execute("SELECT * FROM decisions ORDER BY session_id, pos"):
+            out.setdefault(r[0], []).append((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]))
         return out
 
     def rebuild(self) -> RefreshResult:
@@ -751,9 +642,3 @@ class Index:
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key IN ('complete', 'dir')")
         return self.refresh(force_scan=True)
-
-
-def _utcnow() -> str:
-    from coachctl.engine.session import utcnow
-
-    return utcnow()

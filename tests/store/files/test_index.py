@@ -13,8 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coachctl.engine import history
-from coachctl.engine.index import Index, extract
-from coachctl.engine.store import Store
+from coachctl.engine.records import checked_derive
+from coachctl.engine.stores import file_store
+from coachctl.store.files import FileStore
+from coachctl.store.files.full import FullScan
+from coachctl.store.files.index import Index
+from coachctl.store.files.records import rows_of
 
 OLD = time.time_ns() - 10**10  # an mtime well outside the racy window
 
@@ -38,7 +42,7 @@ def decision(step: str, kind: str, suggestion: str | None, at: str, **extra: Any
     return {"step_id": step, "decision": kind, "suggestion": suggestion, "decided_at": at, **extra}
 
 
-def write(store: Store, data: dict[str, Any], *, age: bool = True) -> Path:
+def write(store: FileStore, data: dict[str, Any], *, age: bool = True) -> Path:
     store.ensure()
     path = store.sessions_dir / f"{data['id']}.json"
     path.write_text(json.dumps(data))
@@ -48,13 +52,13 @@ def write(store: Store, data: dict[str, Any], *, age: bool = True) -> Path:
     return path
 
 
-def age_dir(store: Store) -> None:
+def age_dir(store: FileStore) -> None:
     os.utime(store.sessions_dir, ns=(OLD, OLD))
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "h")
+def store(tmp_path: Path) -> FileStore:
+    s = file_store(tmp_path / "h")
     s.ensure()
     return s
 
@@ -63,20 +67,25 @@ def rows(idx: Index) -> tuple[Any, Any]:
     return idx.session_rows(), idx.decision_rows()
 
 
-def expected_rows(store: Store) -> tuple[Any, Any]:
+def expected_rows(store: FileStore) -> tuple[Any, Any]:
     srows, drows = {}, {}
-    for data in history.iter_sessions(store):
-        s, d = extract(data)
-        srows[s[0]] = s
-        if d:
-            drows[s[0]] = d
+    for found in FullScan(store).sessions.values():
+        for data, derived in found:
+            s, d = rows_of(data, derived)
+            srows[s[0]] = s
+            if d:
+                drows[s[0]] = d
     return srows, drows
 
 
-def both_reports(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
-    history.forget_index(store)
-    fast = history.report(store).to_json()
-    slow = history.report(store, full=True).to_json()
+def kinds(idx: Index, wf: str, step: str, suggestion: str, window: int = 50) -> list[str]:
+    key = (wf, step, suggestion, "", window)
+    return idx.windows([key])[key]
+
+
+def both_reports(store: FileStore) -> tuple[dict[str, Any], dict[str, Any]]:
+    fast = history.report(file_store(store.home)).to_json()
+    slow = history.report(file_store(store.home, use_index=False)).to_json()
     return fast, slow
 
 
@@ -112,7 +121,7 @@ def test_index_equals_full_recomputation(
     tmp_path_factory: pytest.TempPathFactory, first: list[Any], edits: list[Any]
 ) -> None:
     home = tmp_path_factory.mktemp("h")
-    store = Store(home)
+    store = file_store(home)
     store.ensure()
     (home / "workflows").mkdir()
     for wf in ("w1", "w2"):
@@ -148,7 +157,7 @@ def test_index_equals_full_recomputation(
 # -- refresh notices changes ------------------------------------------------------------
 
 
-def test_refresh_notices_added_changed_removed(store: Store) -> None:
+def test_refresh_notices_added_changed_removed(store: FileStore) -> None:
     write(store, session("s1", "w", [decision("a", "accept", "echo a", "t1")]))
     write(store, session("s2", "w", []))
     idx = Index.open(store)
@@ -164,11 +173,11 @@ def test_refresh_notices_added_changed_removed(store: Store) -> None:
     os.utime(store.sessions_dir, ns=(OLD + 9, OLD + 9))
     r = idx.refresh()
     assert (r.added, r.changed, r.removed) == (["s3"], ["s1"], ["s2"])
-    assert idx.kinds("w", "a", "echo a", 50) == ["rejected"]
+    assert kinds(idx, "w", "a", "echo a") == ["rejected"]
     assert sorted(idx.session_rows()) == ["s1", "s3"]
 
 
-def test_refresh_reports_unreadable_files_without_raising(store: Store) -> None:
+def test_refresh_reports_unreadable_files_without_raising(store: FileStore) -> None:
     write(store, session("s1", "w", []))
     (store.sessions_dir / "bad1.json").write_text("{not json")
     (store.sessions_dir / "bad2.json").write_text(json.dumps({"id": "bad2", "workflow_id": "w2"}))
@@ -179,7 +188,7 @@ def test_refresh_reports_unreadable_files_without_raising(store: Store) -> None:
     assert r.bad[0].path == str(store.sessions_dir / "bad1.json")
 
 
-def test_young_files_are_reread(store: Store) -> None:
+def test_young_files_are_reread(store: FileStore) -> None:
     """A file written within the racy second is not trusted by its stat alone: a rewrite
     with the same size and mtime in that second is still noticed."""
     path = store.sessions_dir / "s1.json"
@@ -191,13 +200,13 @@ def test_young_files_are_reread(store: Store) -> None:
     assert path.stat().st_size == st.st_size
     os.utime(path, ns=(st.st_mtime_ns, st.st_mtime_ns))
     idx.refresh(force_scan=True)
-    assert idx.kinds("w", "a", "echo a", 50) == ["rejected"]
+    assert kinds(idx, "w", "a", "echo a") == ["rejected"]
 
 
 # -- self-healing -------------------------------------------------------------------------
 
 
-def test_missing_index_is_rebuilt(store: Store) -> None:
+def test_missing_index_is_rebuilt(store: FileStore) -> None:
     write(store, session("s1", "w1", [decision("a", "accept", "echo a", "t")]))
     idx = Index.open(store)
     idx.refresh()
@@ -206,13 +215,13 @@ def test_missing_index_is_rebuilt(store: Store) -> None:
     idx = Index.open(store)
     assert not idx.complete
     idx.refresh()
-    assert idx.kinds("w1", "a", "echo a", 50) == ["accepted"]
+    assert kinds(idx, "w1", "a", "echo a") == ["accepted"]
 
 
 @pytest.mark.parametrize(
     "garbage", [b"", b"not a database at all" * 100, b"SQLite format 3\x00junk"]
 )
-def test_corrupt_index_is_rebuilt_silently(store: Store, garbage: bytes) -> None:
+def test_corrupt_index_is_rebuilt_silently(store: FileStore, garbage: bytes) -> None:
     write(store, session("s1", "w1", [decision("a", "accept", "echo a", "t")]))
     idx = Index.open(store)
     idx.refresh()
@@ -220,12 +229,12 @@ def test_corrupt_index_is_rebuilt_silently(store: Store, garbage: bytes) -> None
     idx.path.write_bytes(garbage)
     idx = Index.open(store)
     idx.refresh()
-    assert idx.kinds("w1", "a", "echo a", 50) == ["accepted"]
+    assert kinds(idx, "w1", "a", "echo a") == ["accepted"]
 
 
-def test_index_broken_mid_query_falls_back_to_files(store: Store) -> None:
+def test_index_broken_mid_query_falls_back_to_files(store: FileStore) -> None:
     write(store, session("s1", "w1", [decision("a", "accept", "echo a", "t")]))
-    idx = history.open_index(store)
+    idx = store.index()
     assert idx is not None
     idx.refresh()
     idx.db.execute("DROP TABLE decisions")  # broken under our feet
@@ -233,27 +242,31 @@ def test_index_broken_mid_query_falls_back_to_files(store: Store) -> None:
     assert [(w["workflow_id"], w["accepted"], w["source"]) for w in rep.workflows] == [
         ("w1", 1, "sessions")
     ]
-    assert history.open_index(store) is not idx  # the broken one was let go
+    assert store.index() is not idx  # the broken one was let go
 
 
 def test_unwritable_index_falls_back_without_failing(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coachctl.engine import index as index_mod
+    from coachctl.store.files import index as index_mod
 
     def refuse(self: Index) -> None:
         raise index_mod.IndexUnavailable("read-only")
 
     monkeypatch.setattr(index_mod.Index, "_connect", refuse)
     write(store, session("s1", "w1", [decision("a", "accept", "echo a", "t")]))
-    assert isinstance(history.source(store), history.FullSource)
-    assert history.after_write(store, session("s1", "w1", [])) == []
+    assert store.index() is None
+    with store.transaction("s1") as txn:  # a write without an index still commits
+        data = session("s1", "w1", [])
+        txn.save(data, checked_derive(data))
+        assert history.level_changes(txn, data) == []
+    assert store.load("s1")["decisions"] == []
 
 
 # -- the incremental path -------------------------------------------------------------------
 
 
-def test_update_reads_no_other_file(store: Store) -> None:
+def test_update_reads_no_other_file(store: FileStore) -> None:
     for i in range(5):
         write(store, session(f"s{i}", "w1", [decision("a", "accept", "echo a", f"t{i}")]))
     idx = Index.open(store)
@@ -263,40 +276,27 @@ def test_update_reads_no_other_file(store: Store) -> None:
         (store.sessions_dir / f"s{i}.json").write_text("{broken")
     data = session("s9", "w1", [decision("a", "reject", "echo a", "t9")])
     write(store, data)
-    from coachctl.engine import metrics
-
-    idx.update(data, metrics.Rules(min_decisions=2, strict=False))
+    idx.update(data, checked_derive(data))
     assert idx.reads == reads
-    assert idx.kinds("w1", "a", "echo a", 50) == ["accepted"] * 5 + ["rejected"]
-    assert (
-        idx.step_level(
-            {"id": "a", "suggestion": "echo a"}, "w1", metrics.Rules(min_decisions=2, strict=False)
-        )
-        == "COACHING"
-    )
+    assert kinds(idx, "w1", "a", "echo a") == ["accepted"] * 5 + ["rejected"]
 
 
-def test_update_emits_level_changed_when_a_step_reaches_auto(store: Store) -> None:
-    from coachctl.engine import metrics
-
-    rules = metrics.Rules(min_decisions=2, strict=False)
+def test_a_transaction_records_level_changed_when_a_step_reaches_auto(store: FileStore) -> None:
     data = session("s1", "w1", [])
     write(store, data)
-    idx = Index.open(store)
-    idx.refresh()
-    assert idx.update(data, rules) == []  # first sight: levels recorded, no event
+    assert store.index() is not None
+
+    def commit() -> list[tuple[Any, ...]]:
+        with store.transaction("s1") as txn:
+            txn.save(data, checked_derive(data))
+            events = history.level_changes(txn, data)
+        return [(e["step_id"], e["from"], e["to"]) for e in events]
+
+    assert commit() == []  # first sight: levels recorded, no event
     data["decisions"].append(decision("a", "accept", "echo a", "t1"))
-    assert idx.update(data, rules) == []
+    assert commit() == []
     data["decisions"].append(decision("a", "accept", "echo a", "t2"))
-    events = idx.update(data, rules)
-    assert [(e["event"], e["step_id"], e["from"], e["to"]) for e in events] == [
-        ("level_changed", "a", "COACHING", "AUTO")
-    ]
+    assert commit() == [("a", "COACHING", "AUTO")]
     for i in (3, 4):
         data["decisions"].append(decision("b", "accept", "echo b", f"t{i}"))
-    events = idx.update(data, rules)
-    assert [(e["step_id"], e["from"], e["to"]) for e in events] == [
-        ("b", "COACHING", "AUTO"),
-        (None, "COACHING", "AUTO"),
-    ]
-    assert set(events[0]) == {"ts", "event", "session_id", "workflow_id", "step_id", "from", "to"}
+    assert commit() == [("b", "COACHING", "AUTO"), (None, "COACHING", "AUTO")]

@@ -1,4 +1,4 @@
-"""The store: ids, prefixes, traversal refusal, atomic writes, locks and the events log."""
+"""The file store: ids, references, traversal refusal, atomic writes, locks, events log."""
 
 from __future__ import annotations
 
@@ -9,34 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from coachctl.engine.store import (
-    ID_RE,
-    Store,
-    new_session_id,
-    parse_session_bytes,
-    resolve_home,
-    write_atomic,
-)
+from coachctl.engine.stores import file_store
 from coachctl.errors import ConflictError, SessionNotFound, StateError, StorageError, UsageError
+from coachctl.store.files import FileStore as Store
+from coachctl.store.files.fs import write_atomic
+from coachctl.store.files.records import parse_session_bytes
+from coachctl.store.ids import ID_RE, new_session_id
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "h", lock_timeout=0.2)
+    s = file_store(tmp_path / "h", lock_timeout=0.2)
     s.ensure()
     return s
 
 
 def _save(store: Store, sid: str, **extra: object) -> None:
     store.save_raw({"id": sid, "schema_version": 1, **extra})
-
-
-def test_home_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COACHCTL_HOME", str(tmp_path / "env"))
-    assert resolve_home(str(tmp_path / "opt")) == tmp_path / "opt"
-    assert resolve_home(None) == tmp_path / "env"
-    monkeypatch.delenv("COACHCTL_HOME")
-    assert resolve_home(None) == Path.cwd()
 
 
 def test_session_ids_are_valid_short_and_time_sortable() -> None:
@@ -55,6 +44,9 @@ def test_resolve_full_id_and_unique_prefix(store: Store) -> None:
         store.resolve("abcd")
     with pytest.raises(SessionNotFound, match="at least 4"):
         store.resolve("abc")
+    assert store.resolve("0001") == "abcd1234-0001"  # the random part after the last '-'
+    with pytest.raises(SessionNotFound, match=f"in file store {store.sessions_dir}"):
+        store.resolve("zzzz")
     with pytest.raises(SessionNotFound, match="unknown session"):
         store.resolve("zzzz")
 
@@ -99,11 +91,15 @@ def test_write_atomic_replaces_whole(tmp_path: Path) -> None:
 
 
 def test_lock_times_out_with_conflict(store: Store) -> None:
-    other = Store(store.home, lock_timeout=0.1)
-    with store.lock("s1"), pytest.raises(ConflictError) as info, other.lock("s1"):
+    other = file_store(store.home, lock_timeout=0.1)
+    with (
+        store.lock("session", "s1"),
+        pytest.raises(ConflictError) as info,
+        other.lock("session", "s1"),
+    ):
         pass
     assert info.value.exit_code == 3
-    with other.lock("s1"):
+    with other.lock("session", "s1"):
         pass
 
 
@@ -131,28 +127,30 @@ def test_list_ids_ignores_temp_and_foreign_files(store: Store) -> None:
 
 
 def test_events_round_trip_and_torn_lines(store: Store) -> None:
+    def read(cursor: str = "") -> tuple[list[str], str]:
+        found = list(store.read_events(cursor))
+        return [e["event"] for e, _ in found], (found[-1][1] if found else cursor)
+
     store.append_events([{"event": "a"}, {"event": "b"}])
     with open(store.events_path, "ab") as fh:
         fh.write(b'{"event": "torn"')  # a writer died mid-line
-    events, _offset = store.read_events()
-    assert [e["event"] for e in events] == ["a", "b"]
+    assert read()[0] == ["a", "b"]
     store.append_events([{"event": "c"}])  # closes the torn line off first
-    events, offset2 = store.read_events()
-    assert [e["event"] for e in events] == ["a", "b", "c"]
-    more, offset3 = store.read_events(offset2)
-    assert more == [] and offset3 == offset2
+    events, cursor2 = read()
+    assert events == ["a", "b", "c"]
+    assert read(cursor2) == ([], cursor2)
     with open(store.events_path, "ab") as fh:
         fh.write(b"garbage\n")
     store.append_events([{"event": "d"}])
-    assert [e["event"] for e in store.read_events(offset2)[0]] == ["d"]
+    assert read(cursor2)[0] == ["d"]
 
 
 def test_lock_files_are_private_and_a_loose_sessions_folder_is_tightened(tmp_path: Path) -> None:
-    s = Store(tmp_path / "h2")
+    s = file_store(tmp_path / "h2")
     s.sessions_dir.mkdir(parents=True)
     os.chmod(s.sessions_dir, 0o755)
-    with s.lock("abc"):
+    with s.lock("session", "abc"):
         pass
     assert stat.S_IMODE(s.sessions_dir.stat().st_mode) == 0o700
-    lock_file = s.sessions_dir / ".locks" / "abc.lock"
+    lock_file = s.sessions_dir / ".locks" / "session" / "abc.lock"
     assert stat.S_IMODE(lock_file.stat().st_mode) & 0o077 == 0

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from coachctl.engine import history
-from coachctl.engine.index import PENDING, Index, extract
-from coachctl.engine.store import Store, dir_stamp
+from coachctl.engine.stores import file_store
+from coachctl.store.files import FileStore
+from coachctl.store.files.doctor import _differences, _expected
+from coachctl.store.files.fs import dir_stamp
+from coachctl.store.files.full import FullScan
+from coachctl.store.files.index import PENDING, Index
 from tests.conftest import Cli
 
 OLD = time.time_ns() - 10**10
@@ -31,8 +34,10 @@ OLD = time.time_ns() - 10**10
 CHILD = r"""
 import os, signal, sys, time
 from pathlib import Path
-from coachctl.engine import actions, history
-from coachctl.engine.store import Store
+from coachctl.engine import actions
+from coachctl.engine.stores import file_store
+from coachctl.store.files.index import Index
+from coachctl.store.files.store import FileStore as Store
 
 home, sid, modes, flags = sys.argv[1], sys.argv[2], sys.argv[3].split(","), Path(sys.argv[4])
 
@@ -43,7 +48,7 @@ def wait(name):
     while not (flags / f"{sid}.go-{name}").exists():
         time.sleep(0.002)
 
-save, after = Store.save_raw, history.after_write
+save, after = Store.save_raw, Index.update
 if "stamped" in modes:
     def paused_save(self, data):
         mark("stamped")
@@ -57,8 +62,8 @@ if "written" in modes or "kill" in modes:
             os.kill(os.getpid(), signal.SIGKILL)
         wait("written")
         return after(*args, **kwargs)
-    history.after_write = paused_after
-actions.decide(Store(Path(home)), sid, "accept", no_exec=True)
+    Index.update = paused_after
+actions.decide(file_store(Path(home)), sid, "accept", no_exec=True)
 """
 
 
@@ -99,11 +104,10 @@ def flags(tmp_path: Path) -> Path:
     return path
 
 
-def synced(home: Path, cli: Cli, n: int = 3) -> tuple[Store, list[str]]:
+def synced(home: Path, cli: Cli, n: int = 3) -> tuple[FileStore, list[str]]:
     """A home with n sessions and an index in sync with a trusted (old) folder stamp."""
     sids = [cli.start("hello") for _ in range(n)]
-    store = Store(home)
-    history.forget_index(store)
+    store = file_store(home)
     idx = Index.open(store)
     for sid in sids:  # older than the racy second, as a home in use for a while
         os.utime(store.sessions_dir / f"{sid}.json", ns=(OLD, OLD))
@@ -119,19 +123,18 @@ def meta_dir(idx: Index) -> str | None:
     return None if row is None else str(row[0])
 
 
-def refresh_and_compare(store: Store) -> bool:
+def refresh_and_compare(store: FileStore) -> bool:
     """Refresh a fresh Index object; assert it equals a full recomputation; was it a scan?"""
     idx = Index.open(store)
     try:
         scanned = idx.refresh().scanned
-        findings = history._compare_index(store, idx, history.FullSource(store), extract)
-        assert findings == []
+        assert _differences(idx, *_expected(FullScan(store)), None) == {}
         return scanned
     finally:
         idx.close()
 
 
-def foreign_write(store: Store, sid: str, *, decisions: int) -> None:
+def foreign_write(store: FileStore, sid: str, *, decisions: int) -> None:
     """What a sync tool does: a temp file renamed over the session, its mtime kept (rsync -t)."""
     path = store.sessions_dir / f"{sid}.json"
     st = path.stat()
@@ -306,7 +309,7 @@ def test_interleaved_decide_killed_after_the_other_vouched(
 def test_a_batch_with_invalid_text_indexes_the_rest_and_names_the_bad_one(tmp_path: Path) -> None:
     """The build inserts a batch at once; a lone surrogate (valid JSON, not encodable for
     SQLite) in one session falls back to one by one, and only that session is left out."""
-    store = Store(tmp_path / "h")
+    store = file_store(tmp_path / "h")
     store.ensure()
     for n in range(5):
         suggestion = "echo \ud800" if n == 2 else f"echo {n}"
@@ -327,5 +330,6 @@ def test_a_batch_with_invalid_text_indexes_the_rest_and_names_the_bad_one(tmp_pa
     result = idx.refresh()
     assert [(b.session_id, b.reason) for b in result.bad] == [("s2", "cannot index: invalid text")]
     assert sorted(idx.session_rows()) == ["s0", "s1", "s3", "s4"]
-    assert idx.kinds("w", "a", "echo 3", 50) == ["accepted"]
+    key = ("w", "a", "echo 3", "", 50)
+    assert idx.windows([key]) == {key: ["accepted"]}
     idx.close()

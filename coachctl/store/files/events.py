@@ -1,0 +1,93 @@
+"""The file store's events log: `sessions/events.jsonl`, appended under its own lock.
+
+A cursor is the byte offset just past an event's line ("" = 0). Reading is a stream:
+one line at a time from the offset, so a 1 GB log costs neither memory nor a wait for the
+first line; a torn last line (a writer mid-append, or one killed) is left for later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from coachctl.errors import StateError, StorageError
+from coachctl.store.files.fs import NOFOLLOW, os_reason
+
+CHUNK = 1 << 16
+
+
+def encode(events: Sequence[Mapping[str, Any]]) -> bytes:
+    return "".join(
+        json.dumps(e, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+        for e in events
+    ).encode("utf-8")
+
+
+def append(path: Path, payload: bytes) -> None:
+    """Append whole lines (the caller holds the events lock); a torn last line left by a
+    crash is closed off first, so it never swallows the next event."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {os_reason(exc)}") from exc
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            payload = b"\n" + payload
+        os.write(fd, payload)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {os_reason(exc)}") from exc
+    finally:
+        os.close(fd)
+
+
+def offset_of(cursor: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        value = int(cursor)
+    except ValueError:
+        raise StateError(f"not an events cursor of a file store: {cursor!r}") from None
+    return max(value, 0)
+
+
+def size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def read(path: Path, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
+    """Events after `cursor`, each with the cursor past it; stops at the current end.
+
+    A line that does not parse (torn by a crash, or garbage) is skipped; a last line
+    without its newline is left for the next read, since a writer may be mid-append. A log
+    shorter than the cursor (rewritten by a repair) is read from its start.
+    """
+    offset = offset_of(cursor)
+    try:
+        fh = open(path, "rb", opener=lambda p, flags: os.open(p, flags | NOFOLLOW))  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {os_reason(exc, True)}") from exc
+    with fh:
+        if os.fstat(fh.fileno()).st_size < offset:
+            offset = 0
+        fh.seek(offset)
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return  # torn or still being written: the next read sees it whole
+            offset += len(line)
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj, str(offset)

@@ -1,0 +1,76 @@
+"""Metrics in SQL: every window, session count and trend of one question, one round trip.
+
+A step's window is the latest N decision rows on exactly its suggestion and scope, in
+order of record (`seq`, then session id and position, as the file store's index orders
+them). Each window is an index-backed top-N (`LATERAL … ORDER BY seq DESC LIMIT n` on
+`coachctl_decisions_window`), which reads N rows per step however long the history: a
+window function (`row_number() OVER (PARTITION BY step ORDER BY seq DESC)`) gives the
+same rows but reads every decision of the step first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from coachctl.store.base import MetricsAnswer, MetricsQuery, WindowKey
+
+_KEYS = (
+    "SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[])"
+    " AS k(i, wf, step, sugg, scope, n)"
+)
+_WINDOW = (
+    " CROSS JOIN LATERAL (SELECT array_agg(t.kind ORDER BY t.seq, t.session_id, t.pos) AS kinds"
+    " FROM (SELECT d.kind, d.seq, d.session_id, d.pos FROM coachctl_decisions d"
+    " WHERE d.workflow_id = k.wf AND d.step_id = k.step AND d.suggestion = k.sugg"
+    " AND d.scope = k.scope ORDER BY d.seq DESC, d.session_id DESC, d.pos DESC LIMIT k.n) t) w"
+)
+
+
+def _key_params(keys: Sequence[WindowKey]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[], [], [], [], [], []]
+    for i, (wf, step, sugg, scope, n) in enumerate(keys):
+        for col, value in zip(cols, (i, wf, step, sugg, scope, max(int(n), 0)), strict=True):
+            col.append(value)
+    return cols
+
+
+def windows_query(cur: Any, keys: Sequence[WindowKey]) -> bytes:
+    """(i, kinds oldest first) for each key, `i` its index in `keys`."""
+    return bytes(cur.mogrify(f"SELECT k.i, w.kinds FROM ({_KEYS}) k{_WINDOW}", _key_params(keys)))
+
+
+def metrics_query(cur: Any, query: MetricsQuery) -> bytes:
+    """One row, one JSON object: {"w": [[i, kinds]…], "c": {wf: n}, "t": {wf: [[a, s]…]}}."""
+    keys = query["windows"]
+    return bytes(
+        cur.mogrify(
+            "SELECT json_build_object("
+            f" 'w', (SELECT coalesce(json_agg(json_build_array(k.i, w.kinds)), '[]')"
+            f"  FROM ({_KEYS}) k{_WINDOW}),"
+            " 'c', (SELECT coalesce(json_object_agg(workflow_id, sessions), '{}')"
+            "  FROM coachctl_workflows WHERE workflow_id = ANY(%s::text[])),"
+            " 't', (SELECT coalesce(json_object_agg(f.wf, f.rates), '{}') FROM"
+            "  (SELECT u.wf, (SELECT coalesce(json_agg(json_build_array(x.accepted,"
+            "    x.suggestions) ORDER BY x.id), '[]') FROM (SELECT s.id, s.accepted,"
+            "    s.suggestions FROM coachctl_sessions s WHERE s.workflow_id = u.wf"
+            "    ORDER BY s.id DESC LIMIT %s) x) AS rates"
+            "   FROM unnest(%s::text[]) AS u(wf)) f))",
+            [*_key_params(keys), query["workflows"], query["trend"], query["workflows"]],
+        )
+    )
+
+
+def answer(query: MetricsQuery, obj: dict[str, Any]) -> MetricsAnswer:
+    keys = query["windows"]
+    found = {int(i): kinds or [] for i, kinds in obj["w"]}
+    counts = obj["c"]
+    trends = obj["t"]
+    return {
+        "windows": {key: list(found.get(i, [])) for i, key in enumerate(keys)},
+        "session_counts": {wf: int(counts.get(wf, 0)) for wf in query["workflows"]},
+        "trends": {
+            wf: [a / s if s else None for a, s in trends.get(wf, [])] for wf in query["workflows"]
+        },
+        "bad": [],
+    }
