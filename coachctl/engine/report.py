@@ -1,15 +1,14 @@
 """What `coachctl report` shows, gathered as plain dicts (no HTML here: see coachctl/report/).
 
-This is the one module that knows where the report's data comes from: today's metrics
-(`history.report`), the derived index for per-session rows, the events log for level changes,
-the correction packs, and the newest session files for recent decisions. Nothing here reads
-every session file unless the index cannot be used (a read-only home): 100,000 sessions must
-stay a few indexed queries.
+This is the one module that knows where the report's data comes from, all of it through the
+Store interface, so it works on every store: today's metrics (`history.report`), one summary
+row per session (`list_sessions`), `level_changed` events (`read_events`), the correction
+packs, and the newest sessions (`load`) for recent decisions with their commands. Whole
+sessions are loaded only for those and for the two weeks the AUTO-run comparison looks at.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from coachctl.engine import metrics
 
 if TYPE_CHECKING:
-    from coachctl.engine.store import Store
+    from coachctl.store.base import Store
 
 MAX_POINTS = 60  # one point per session up to this many, else this many equal time buckets
 RECENT_SESSIONS = 30  # newest sessions of a workflow read for "recent decisions"
@@ -26,13 +25,12 @@ RECENT_PER_STEP = 5
 CLOSEST = 5  # steps listed as closest to AUTO
 MODES = ("observation", "coaching", "mixed", "auto")
 WEEK = timedelta(days=7)
-_CHUNK = 1 << 22
 # The ids coachctl makes: 8 base-36 digits of the start time in ms, '-', 4 random ones. A
 # session file someone named by hand has no start time to chart.
 TIMED_ID = re.compile(r"[0-9a-z]{8}-[0-9a-z]{4}\Z")
 
-# (id, mode, accepted, suggestions, auto_runs): what the index keeps per session
-Row = tuple[str, "str | None", int, int, int]
+# (id, mode, accepted, suggestions): what the report needs of each session
+Row = tuple[str, "str | None", int, int]
 
 
 def wilson_interval(successes: int, n: int) -> tuple[float, float] | None:
@@ -72,118 +70,67 @@ def iso(when: datetime, timespec: str = "seconds") -> str:
 # -- sources ---------------------------------------------------------------------------------
 
 
-class _Sessions:
-    """Per-session rows and newest session ids: the index, else one pass over the files."""
+def session_rows(store: Store, workflow_id: str) -> list[Row]:
+    """One row per readable session of the workflow, oldest first."""
+    summaries, _ = store.list_sessions(workflow_id)
+    return [(s["session_id"], s["mode"], s["accepted"], s["suggestions"]) for s in summaries]
 
-    def __init__(self, store: Store) -> None:
-        from coachctl.engine import history
 
-        self.store = store
-        self.index = history.open_index(store)
-        self._rows: dict[str, list[Row]] | None = None
-        if self.index is not None:
-            try:
-                if not self.index.complete:
-                    self.index.refresh()
-            except Exception:  # the index is a speed-up only: fall back to the files
-                history.forget_index(store)
-                self.index = None
-        if self.index is None:
-            self._rows = self._read_all()
+def _load(store: Store, ids: Iterable[str]) -> Iterable[dict[str, Any]]:
+    from coachctl.errors import CoachctlError
 
-    def _read_all(self) -> dict[str, list[Row]]:
-        from coachctl.engine import history
-        from coachctl.engine.index import extract
+    for sid in ids:
+        try:
+            yield store.load(sid)
+        except CoachctlError:
+            continue  # gone or unreadable since it was listed: the warnings name it
 
-        out: dict[str, list[Row]] = {}
-        for data in history.iter_sessions(self.store):
-            srow, _ = extract(data)
-            out.setdefault(srow[1], []).append((srow[0], srow[5], srow[3], srow[4], srow[6]))
-        for rows in out.values():
-            rows.sort()
-        return out
 
-    def rows(self, workflow_id: str, since_id: str) -> list[Row]:
-        if self.index is not None:
-            return self.index.session_series(workflow_id, since_id)
-        assert self._rows is not None
-        return [r for r in self._rows.get(workflow_id, []) if r[0] >= since_id]
-
-    def newest_ids(self, workflow_id: str, n: int) -> list[str]:
-        if self.index is not None:
-            return self.index.latest_ids(workflow_id, n)
-        assert self._rows is not None
-        return [r[0] for r in reversed(self._rows.get(workflow_id, [])[-n:])]
+def auto_runs(store: Store, rows: Sequence[Row], lo: datetime, hi: datetime) -> int:
+    """Step runs no person decided (`decided_by: auto`) in sessions started in [lo, hi).
+    Only `auto` and `mixed` sessions can hold them, so only those are loaded."""
+    a, b = id_floor(lo), id_floor(hi)
+    ids = [r[0] for r in rows if a <= r[0] < b and r[1] in ("auto", "mixed")]
+    return sum(
+        1
+        for data in _load(store, ids)
+        for d in data.get("decisions") or []
+        if isinstance(d, dict) and d.get("decided_by") == "auto"
+    )
 
 
 def level_changes(store: Store, since: datetime | None) -> dict[str, list[dict[str, Any]]]:
-    """`level_changed` events per workflow, oldest first.
-
-    The log holds every event of every session; only lines naming the event are parsed, so
-    a log of millions of lines costs one read, not millions of JSON parses.
-    """
-    out: dict[str, list[dict[str, Any]]] = {}
-    needle = b'"level_changed"'
-    try:
-        fh = open(store.events_path, "rb")  # noqa: SIM115 - closed below, read in chunks
-    except OSError:
-        return out
-    with fh:
-        rest = b""
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                break
-            data = rest + chunk if rest else chunk
-            end = data.rfind(b"\n") + 1
-            hit = data.find(needle, 0, end)
-            while hit >= 0:  # only the lines around a hit are cut out and parsed
-                start = data.rfind(b"\n", 0, hit) + 1
-                stop = data.find(b"\n", hit, end)
-                _add_change(out, data[start:stop], since)
-                hit = data.find(needle, stop, end)
-            rest = data[end:]
-    return out
-
-
-def _add_change(out: dict[str, list[dict[str, Any]]], line: bytes, since: datetime | None) -> None:
+    """`level_changed` events per workflow, oldest first (the store streams its log)."""
     from coachctl.engine.events import parse_time
 
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return  # a torn line left by a killed writer
-    if not isinstance(event, dict) or event.get("event") != "level_changed":
-        return
-    ts = event.get("ts")
-    when = parse_time(ts) if isinstance(ts, str) else None
-    wf = event.get("workflow_id")
-    if when is None or not isinstance(wf, str) or (since is not None and when < since):
-        return
-    step = event.get("step_id")
-    out.setdefault(wf, []).append(
-        {
-            "ts": iso(when, "milliseconds"),
-            "step_id": step if isinstance(step, str) else None,
-            "from": str(event.get("from")),
-            "to": str(event.get("to")),
-        }
-    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event, _ in store.read_events():
+        if event.get("event") != "level_changed":
+            continue
+        ts = event.get("ts")
+        when = parse_time(ts) if isinstance(ts, str) else None
+        wf = event.get("workflow_id")
+        if when is None or not isinstance(wf, str) or (since is not None and when < since):
+            continue
+        step = event.get("step_id")
+        out.setdefault(wf, []).append(
+            {
+                "ts": iso(when, "milliseconds"),
+                "step_id": step if isinstance(step, str) and step else None,
+                "from": str(event.get("from")),
+                "to": str(event.get("to")),
+            }
+        )
+    return out
 
 
 def recent_decisions(
     store: Store, ids: Iterable[str], since: datetime | None
 ) -> dict[str, list[dict[str, Any]]]:
     """The newest decisions per step from these sessions, newest first (who, what, outcome)."""
-    from coachctl.engine.index import read_session_file
-    from coachctl.errors import CoachctlError
-
     found: list[dict[str, Any]] = []
-    for sid in ids:
-        try:
-            data = read_session_file(store.session_path(sid))
-        except CoachctlError:
-            continue
+    for data in _load(store, ids):
+        sid = str(data.get("id"))
         for d in data.get("decisions") or []:
             if not isinstance(d, dict) or not isinstance(d.get("step_id"), str):
                 continue
@@ -215,11 +162,12 @@ def recent_decisions(
 def corrections(store: Store, workflow_id: str) -> list[dict[str, Any]]:
     """The workflow's correction pack as `corrections list` rows (learned, adopted, corrected)."""
     from coachctl.engine import learning
+    from coachctl.engine.corrections import load_pack
     from coachctl.engine.workflow import load_workflow, resolve_workflow_path
     from coachctl.errors import CoachctlError
 
     try:
-        pack = learning.read_pack(store, workflow_id)
+        pack = load_pack(store, workflow_id)
     except CoachctlError:
         return []
     try:
@@ -272,15 +220,9 @@ def series(rows: Sequence[Row], start: datetime | None, end: datetime) -> list[d
                 "low": metrics.round_metric(interval[0]) if interval else None,
                 "high": metrics.round_metric(interval[1]) if interval else None,
                 "modes": modes,
-                "auto_runs": sum(r[4] for r in group),
             }
         )
     return out
-
-
-def _auto_runs(rows: Sequence[Row], lo: datetime, hi: datetime) -> int:
-    a, b = id_floor(lo), id_floor(hi)
-    return sum(r[4] for r in rows if a <= r[0] < b)
 
 
 def _closest(workflows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -311,19 +253,17 @@ def gather(
 
     now = now or datetime.now(timezone.utc)
     rep = history.report(store, refs)
-    sessions = _Sessions(store)
     changes = level_changes(store, since)
     four_weeks = now - 4 * WEEK
-    floor = since if since is not None and since < four_weeks else four_weeks
     since_id = id_floor(since) if since is not None else ""
     workflows: list[dict[str, Any]] = []
     auto_last = auto_before = 0
     for w in rep.workflows:
         wf = str(w["workflow_id"])
-        every = sessions.rows(wf, min(since_id, id_floor(floor)))
+        every = session_rows(store, wf)
         rows = [r for r in every if TIMED_ID.match(r[0])]
-        auto_last += _auto_runs(rows, now - WEEK, now + timedelta(days=1))
-        auto_before += _auto_runs(rows, four_weeks, four_weeks + WEEK)
+        auto_last += auto_runs(store, rows, now - WEEK, now + timedelta(days=1))
+        auto_before += auto_runs(store, rows, four_weeks, four_weeks + WEEK)
         shown = [r for r in rows if r[0] >= since_id]
         item = dict(w)
         item["series"] = series(shown, since, now)
@@ -331,7 +271,8 @@ def gather(
         item["untimed_sessions"] = len(every) - len(rows)
         item["level_changes"] = changes.get(wf, [])
         item["corrections"] = corrections(store, wf)
-        item["recent"] = recent_decisions(store, sessions.newest_ids(wf, RECENT_SESSIONS), since)
+        newest = [r[0] for r in reversed(every[-RECENT_SESSIONS:])]
+        item["recent"] = recent_decisions(store, newest, since)
         workflows.append(item)
     levels = dict.fromkeys(metrics.LEVELS, 0)
     for w in workflows:

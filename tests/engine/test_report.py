@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from coachctl.engine import history, metrics
+from coachctl.engine import metrics
 from coachctl.engine import report as rp
-from coachctl.engine.store import Store
+from coachctl.engine.stores import file_store
 from tests.conftest import Cli
 from tests.report import seed
 
@@ -20,7 +20,8 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
 
 def gather(home: Path, *refs: str, **kw: Any) -> dict[str, Any]:
-    return rp.gather(Store(home), refs, now=kw.pop("now", NOW), **kw)
+    store = file_store(home, use_index=kw.pop("use_index", True))
+    return rp.gather(store, refs, now=kw.pop("now", NOW), **kw)
 
 
 def hello(data: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def test_one_point_per_session_with_its_interval_and_mode(cli: Cli, tmpl: dict[s
     assert first["modes"] == {"observation": 0, "coaching": 1, "mixed": 0, "auto": 0}
     # Observation reports and clean AUTO runs judge nothing: no rate, but they are sessions.
     assert second["rate"] is None and second["modes"]["observation"] == 1
-    assert third["rate"] is None and third["auto_runs"] == 3 and third["modes"]["auto"] == 1
+    assert third["rate"] is None and third["modes"]["auto"] == 1
 
 
 def test_many_sessions_become_time_buckets_that_keep_every_count(
@@ -120,47 +121,42 @@ def test_auto_runs_last_week_against_the_week_four_weeks_ago(
     assert (s["auto_runs_last_week"], s["auto_runs_four_weeks_ago"]) == (9, 3)
 
 
-def test_index_and_files_agree(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The index answers normally; a home where it cannot be used (read-only) reads the
-    files instead, and the report is the same."""
+def test_index_and_files_agree(cli: Cli) -> None:
+    """The file store answers from its index; answering from the session files gives the
+    same report."""
     seed.seeded(cli, NOW - timedelta(days=1))
     fast = gather(cli.home)
-    assert history.open_index(Store(cli.home)) is not None
-    monkeypatch.setattr(history, "open_index", lambda store: None)
-    slow = gather(cli.home)
+    slow = gather(cli.home, use_index=False)
     assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
     assert sum(p["sessions"] for p in hello(fast)["series"]) == hello(fast)["sessions"]
 
 
-def test_a_warm_report_reads_only_the_newest_session_files(
+def test_whole_sessions_are_loaded_only_for_recent_decisions_and_auto_weeks(
     cli: Cli, tmpl: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from coachctl.store.files.store import FileStore
+
     rng = random.Random(6)
     n = rp.RECENT_SESSIONS * 4
-    for i in range(n):
-        seed.write_session(cli.home, tmpl, NOW - timedelta(hours=n - i), "coaching",
+    for i in range(n):  # one a day, every fourth an auto run (4, 8, 12, … days ago)
+        mode = "auto" if i % 4 == 0 else "coaching"
+        seed.write_session(cli.home, tmpl, NOW - timedelta(days=n - i), mode,
                            [("accept", "ok")] * 3, rng)  # fmt: skip
-    assert cli("stats").exit_code == 0  # the index is built, as after any decide or stats
-    from coachctl.engine import index
+    loads: list[str] = []
+    real = FileStore.load
 
-    reads: list[Path] = []
-    real = index.read_session_file
+    def counting(self: FileStore, session_id: str) -> dict[str, Any]:
+        loads.append(session_id)
+        return real(self, session_id)
 
-    def counting(path: Path) -> dict[str, Any]:
-        reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(index, "read_session_file", counting)
-    real_bytes = Path.read_bytes
-
-    def no_scan(self: Path) -> bytes:
-        assert self.parent != cli.home / "sessions", f"a full recomputation read {self}"
-        return real_bytes(self)
-
-    monkeypatch.setattr(Path, "read_bytes", no_scan)
+    monkeypatch.setattr(FileStore, "load", counting)
     data = gather(cli.home, "hello")
     assert hello(data)["sessions_shown"] == n
-    assert 0 < len(reads) <= rp.RECENT_SESSIONS + history.TREND_SESSIONS
+    # 30 newest, plus the auto sessions of the last week and of the week four weeks ago
+    assert len(set(loads)) <= rp.RECENT_SESSIONS + 2 * 2
+    s = data["summary"]
+    # auto sessions 4 days ago (last week) and 28 and 24 days ago (four weeks ago)
+    assert (s["auto_runs_last_week"], s["auto_runs_four_weeks_ago"]) == (3, 6)
 
 
 def test_level_changes_come_from_the_event_log(cli: Cli) -> None:
@@ -169,7 +165,7 @@ def test_level_changes_come_from_the_event_log(cli: Cli) -> None:
     logged = [json.loads(line) for line in out.stdout.splitlines()]
     logged = [e for e in logged if e["event"] == "level_changed"]
     assert logged, "the journey should have moved a level"
-    log = Store(cli.home).events_path
+    log = cli.home / "sessions" / "events.jsonl"
     with open(log, "ab") as fh:  # garbage and a torn last line are skipped
         fh.write(b'not json "level_changed"\n{"event": "level_changed", "ts": "2026-1')
     w = hello(gather(cli.home, now=datetime.now(timezone.utc)))
