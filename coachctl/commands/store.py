@@ -19,13 +19,23 @@ def _selected(ctx: click.Context) -> tuple[Path, str | None]:
     return home, store_url(settings.store_option, home)
 
 
-@click.group()
+@click.group(
+    epilog="""\b
+Examples:
+  coachctl store upgrade
+  coachctl store status --format json
+  coachctl store migrate --to postgresql://db.example/coachctl
+
+The database is named by --store before the command, COACHCTL_STORE, or a
+store: line in HOME/coachctl.yaml.
+"""
+)
 def store() -> None:
     """The store in use: the home's sessions/ folder, or a PostgreSQL database shared by a
     team (--store URL, COACHCTL_STORE, or `store:` in HOME/coachctl.yaml)."""
 
 
-@store.command()
+@store.command(short_help="Which store is in use: kind, URL, schema version, counts, user.")
 @output_options(("text", "json"))
 @click.pass_context
 def status(ctx: click.Context, fmt: str) -> None:
@@ -70,7 +80,7 @@ def status(ctx: click.Context, fmt: str) -> None:
         click.echo(f"moved to: {info['moved_to']} (writes here are refused)")
 
 
-@store.command()
+@store.command(short_help="Create or upgrade the PostgreSQL store's schema.")
 @output_options(("text", "json"))
 @click.pass_context
 def upgrade(ctx: click.Context, fmt: str) -> None:
@@ -97,12 +107,12 @@ def upgrade(ctx: click.Context, fmt: str) -> None:
     click.echo(to_json(out) if fmt == "json" else message)
 
 
-@store.command()
+@store.command(short_help="Copy the whole store into an empty one; mark the source moved.")
 @click.option(
     "--to",
     "target",
     required=True,
-    metavar="URL|DIR",
+    metavar="TARGET",
     help="A postgresql:// URL, or a home folder whose sessions/ receives the store.",
 )
 @output_options(("text", "json"))

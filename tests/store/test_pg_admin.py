@@ -22,6 +22,8 @@ def run(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **(env or {})}
+    # coachctl never creates a home: these commands run in the test's (empty) one.
+    Path(full["COACHCTL_HOME"]).mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [*coachctl_cmd(), *args], capture_output=True, text=True, env=full, timeout=timeout
     )
@@ -53,6 +55,7 @@ def test_status_of_a_new_database_names_the_fix_then_upgrade_creates_the_schema(
 
 
 def test_concurrent_upgrades_apply_each_migration_once(pg_empty: str) -> None:
+    Path(os.environ["COACHCTL_HOME"]).mkdir(parents=True, exist_ok=True)
     procs = [
         subprocess.Popen(
             [*coachctl_cmd(), "--store", pg_empty, "store", "upgrade"],

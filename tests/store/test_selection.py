@@ -77,8 +77,13 @@ def test_a_file_store_decide_never_imports_the_driver(cli: Cli, tmp_path: Path) 
 
 def test_a_missing_driver_says_how_to_install_it(tmp_path: Path) -> None:
     env = _poisoned_driver(tmp_path, "raise ImportError('No module named psycopg2')\n")
+    (tmp_path / "home").mkdir()
     done = subprocess.run(
-        [*coachctl_cmd(), "--store", "postgresql://127.0.0.1:1/db", "store", "status"],
+        [
+            *coachctl_cmd(),
+            *("--home", str(tmp_path / "home")),
+            *("--store", "postgresql://127.0.0.1:1/db", "store", "status"),
+        ],
         capture_output=True,
         text=True,
         env=env,
