@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("coachctl.commands.workflows:validate", "Check workflow files."),
     "workflows": ("coachctl.commands.workflows:workflows", "List the home's workflows."),
     "doctor": ("coachctl.commands.doctor:doctor", "Check (and repair) sessions and derived state."),
+    "report": ("coachctl.commands.report:report", "Write an HTML report of how trust grew."),
     "store": ("coachctl.commands.store:store", "The store: status, upgrade, migrate."),
 }
 

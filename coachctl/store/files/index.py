@@ -57,22 +57,18 @@ RACY_NS = 1_000_000_000  # a timestamp this young may still change within the sa
 BATCH = 2000
 TREND_SESSIONS = 20
 
-_DDL = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL, status TEXT, accepted INTEGER NOT NULL,
     suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1,
     folds INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sessions_wf ON sessions(workflow_id, id);
 CREATE TABLE IF NOT EXISTS decisions(
     session_id TEXT NOT NULL, pos INTEGER NOT NULL, seq INTEGER NOT NULL,
     workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, suggestion TEXT, scope TEXT NOT NULL,
     kind TEXT NOT NULL, decided_at TEXT NOT NULL,
     PRIMARY KEY(session_id, pos)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS decisions_step
-    ON decisions(workflow_id, step_id, suggestion, scope, seq, session_id, pos, kind);
-CREATE INDEX IF NOT EXISTS decisions_seq ON decisions(seq);
 CREATE TABLE IF NOT EXISTS bad(
     id TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
     workflow_id TEXT, reason TEXT NOT NULL, ino INTEGER NOT NULL DEFAULT -1) WITHOUT ROWID;
@@ -80,6 +76,15 @@ CREATE TABLE IF NOT EXISTS levels(
     workflow_id TEXT NOT NULL, scope TEXT NOT NULL, step_id TEXT NOT NULL, level TEXT NOT NULL,
     PRIMARY KEY(workflow_id, scope, step_id)) WITHOUT ROWID;
 """
+# The secondary indexes, one statement each: a cold build drops them and creates them after
+# its load (sorting once is far cheaper than keeping them up to date row by row).
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS sessions_wf ON sessions(workflow_id, id)",
+    "CREATE INDEX IF NOT EXISTS decisions_step"
+    " ON decisions(workflow_id, step_id, suggestion, scope, seq, session_id, pos, kind)",
+    "CREATE INDEX IF NOT EXISTS decisions_seq ON decisions(seq)",
+)
+_DDL = _TABLES + "".join(f"{stmt};\n" for stmt in _INDEXES)
 
 _NAMES = {
     "meta",
@@ -136,6 +141,7 @@ class Index:
         self.conn: sqlite3.Connection | None = None
         self.refreshed_at = 0.0
         self.reads = 0  # session files read by this object (tests check decide reads none)
+        self.workers = 0  # processes the last cold build forked (tests: none for small ones)
 
     # -- opening ------------------------------------------------------------------------
 
@@ -281,8 +287,9 @@ class Index:
         )
         # The per-file loop is the cost of a scan (100,000 files after every write), so it
         # stays tight: a known id was checked against ID_RE when it entered the index.
-        present: dict[str, tuple[int, int]] = {}
+        present: dict[str, tuple[int, int] | None] = {}
         suffix, cut, valid = SESSION_SUFFIX, -len(SESSION_SUFFIX), ID_RE.match
+        cold = not known  # every file is new: its stat is taken when it is read, not twice
         with os.scandir(self.store.sessions_dir) as entries:
             for entry in entries:
                 name = entry.name
@@ -291,20 +298,28 @@ class Index:
                 sid = name[:cut]
                 if sid not in known and not valid(sid):
                     continue
+                if cold:
+                    present[sid] = None
+                    continue
                 try:
                     st = entry.stat()
                 except OSError:
                     continue
                 present[sid] = (st.st_mtime_ns, st.st_size)
-        stale = [sid for sid, st in present.items() if known.get(sid) != st]
+        stale = sorted(sid for sid, st in present.items() if cold or known.get(sid) != st)
         result.removed = sorted(set(known) - set(present))
         result.added = sorted(sid for sid in stale if sid not in known)
         result.changed = sorted(sid for sid in stale if sid in known)
-        clean = True
         if len(stale) > BATCH:  # a build: keep the decisions index's pages in memory (64 MB)
             self.db.execute("PRAGMA cache_size=-65536")
-        for start in range(0, len(stale), BATCH):
-            clean &= self._ingest(sorted(stale)[start : start + BATCH], now_ns)
+        built = None
+        if cold and len(stale) >= BATCH:
+            from coachctl.store.files.coldbuild import COLD_MIN
+
+            built = self._cold(stale, now_ns) if len(stale) >= COLD_MIN else None
+        clean = True if built is None else built
+        for start in range(0, len(stale) if built is None else 0, BATCH):
+            clean &= self._ingest(stale[start : start + BATCH], now_ns)
         if result.removed:
             with self._write() as db:
                 for sid in result.removed:
@@ -361,6 +376,101 @@ class Index:
         result.changed = sorted(racy)
         result.bad = self.bad_files()
         return True
+
+    def _cold(self, ids: Sequence[str], now_ns: int) -> bool | None:
+        """Fill the empty tables with the rows of all these files in one transaction
+        (see coldbuild); False if any entry stays unsure, None when the tables were not
+        empty after all or a worker failed (then the one-by-one path does it)."""
+        from coachctl.store.files import coldbuild
+
+        if self._rows_exist():
+            return None
+        folder = str(self.store.sessions_dir)
+        self.workers = coldbuild.worker_count(len(ids))
+        # Forked before any lock is taken: a worker holds none of the parent's locks.
+        try:
+            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, self.workers)
+        except OSError:  # no fork now (EAGAIN, ENOMEM): the same build in this process
+            self.workers = 0
+            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, 0)
+        try:
+            chunks = (
+                workers if self.workers else coldbuild.in_process(folder, ids, self.derive, now_ns)
+            )
+            # Derived data: a crash mid-build loses nothing that a rebuild does not restore.
+            self.db.execute("PRAGMA synchronous=OFF")
+            with self._write() as db:
+                if self._rows_exist():
+                    return None  # another process filled them meanwhile
+                for stmt in _INDEXES:
+                    db.execute("DROP INDEX IF EXISTS " + stmt.split()[5])
+                clean, read = True, 0
+                for srows, drows, bads, reads, unsure in chunks:
+                    read += reads
+                    clean &= not unsure
+                    self._insert_chunk(db, srows, drows, bads)
+                for stmt in _INDEXES:
+                    db.execute(stmt)
+            self.reads += read
+            return clean
+        except coldbuild.WorkerFailed:
+            return None
+        finally:
+            workers.close()
+            with contextlib.suppress(Exception):
+                self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def _rows_exist(self) -> bool:
+        return any(
+            self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            for table in ("sessions", "decisions", "bad")
+        )
+
+    @staticmethod
+    def _insert_chunk(
+        db: sqlite3.Connection,
+        srows: Sequence[tuple[Any, ...]],
+        drows: Sequence[tuple[Any, ...]],
+        bads: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Plain inserts of a cold build's batch; one session's invalid text (a lone
+        surrogate cannot be stored) makes that session a bad file, as in `_ingest`."""
+        sql_s = (
+            "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
+            " suggestions, ino, folds) VALUES(?,?,?,?,?,?,?,?,?)"
+        )
+        sql_d = "INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)"
+        sql_b = "INSERT INTO bad(id, mtime_ns, size, workflow_id, reason, ino) VALUES(?,?,?,?,?,?)"
+        db.execute("SAVEPOINT batch")
+        try:
+            db.executemany(sql_s, srows)
+            db.executemany(sql_d, drows)
+            db.executemany(sql_b, bads)
+            db.execute("RELEASE batch")
+            return
+        except UnicodeEncodeError:
+            db.execute("ROLLBACK TO batch")
+            db.execute("RELEASE batch")
+        by_session: dict[str, list[tuple[Any, ...]]] = {}
+        for row in drows:
+            by_session.setdefault(row[0], []).append(row)
+        for srow in srows:
+            db.execute("SAVEPOINT put")
+            try:
+                db.execute(sql_s, srow)
+                db.executemany(sql_d, by_session.get(srow[0], []))
+            except UnicodeEncodeError:
+                db.execute("ROLLBACK TO put")
+                bads = [
+                    *bads,
+                    (srow[0], srow[2], srow[3], srow[1], "cannot index: invalid text", srow[7]),
+                ]
+            db.execute("RELEASE put")
+        for bad in bads:
+            try:
+                db.execute(sql_b, bad)
+            except UnicodeEncodeError:
+                db.execute(sql_b, (*bad[:3], None, *bad[4:]))
 
     def _ingest(self, ids: Sequence[str], now_ns: int) -> bool:
         """Re-read these files and replace their rows; False if any entry stays unsure."""

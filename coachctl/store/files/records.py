@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def dump_session(session: Mapping[str, Any]) -> bytes:
     return ("{\n" + lines + "\n}\n").encode("utf-8")
 
 
-def parse_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
+def parse_session_bytes(data: bytes, path: Path | str) -> dict[str, Any]:
     """Parse a session file and refuse what this version cannot read correctly."""
     try:
         obj = json.loads(data)
@@ -46,7 +47,9 @@ def parse_session_bytes(data: bytes, path: Path) -> dict[str, Any]:
     return obj
 
 
-def read_session_bytes(data: bytes, path: Path, derive: Derive) -> tuple[dict[str, Any], Derived]:
+def read_session_bytes(
+    data: bytes, path: Path | str, derive: Derive
+) -> tuple[dict[str, Any], Derived]:
     """Parse one session file and derive its rows; StateError (with the reason) when
     unreadable. The index and the full recomputation both read through here, so they agree
     on which files count."""
@@ -78,6 +81,20 @@ def session_id_of(name: str) -> str | None:
     return sid if ID_RE.match(sid) else None
 
 
+# A C-level getter: a cold build turns a million row dicts into tuples.
+_DECISION_ROW = operator.itemgetter(
+    "session_id",
+    "pos",
+    "seq",
+    "workflow_id",
+    "step_id",
+    "suggestion",
+    "scope",
+    "kind",
+    "decided_at",
+)
+
+
 def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list[DecisionRow]]:
     """The index rows of a session: its trend numbers and its counted decisions."""
     status = data.get("status")
@@ -89,18 +106,4 @@ def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list
         derived["suggestions"],
         derived["folds"],
     )
-    drows: list[DecisionRow] = [
-        (
-            r["session_id"],
-            r["pos"],
-            r["seq"],
-            r["workflow_id"],
-            r["step_id"],
-            r["suggestion"],
-            r["scope"],
-            r["kind"],
-            r["decided_at"],
-        )
-        for r in derived["rows"]
-    ]
-    return srow, drows
+    return srow, list(map(_DECISION_ROW, derived["rows"]))
