@@ -8,10 +8,16 @@ from typing import Any
 
 
 def step_trust_text(m: Mapping[str, Any]) -> str:
-    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts)."""
+    """`9/10 accepted on this command · AUTO after 4 more accepts` (window counts); with a
+    trust scope, `9/10 accepted for env=prod on this command`."""
+    from coachctl.engine.scope import label
+
     n = int(m["suggestions"])
+    where = f" for {label(m['scope'])}" if m.get("scope") else ""
     said = (
-        f"{m['accepted']}/{n} accepted on this command" if n else "no decisions on this command yet"
+        f"{m['accepted']}/{n} accepted{where} on this command"
+        if n
+        else f"no decisions{where} on this command yet"
     )
     return f"{said} · {auto_text(m)}"
 
@@ -50,9 +56,13 @@ def session_stats_text(stats: Mapping[str, Any], alone: int = 0) -> str:
 
 
 def workflow_stats_text(wf: Mapping[str, Any]) -> str:
-    """Rate, confidence, level, and what AUTO still needs for the whole workflow."""
+    """Rate, confidence, level, and what AUTO still needs for the whole workflow (in the
+    session's trust scope, which it names)."""
+    from coachctl.engine.scope import label
+
+    where = f" for {label(wf['scope'])}" if wf.get("scope") else ""
     head = (
-        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted "
+        f"workflow {wf['workflow_id']}: {wf['accepted']}/{wf['suggestions']} accepted{where} "
         f"({_pct(wf['acceptance_rate'])}), confidence {_conf(wf['confidence'])}, "
         f"level {wf['level']}"
     )

@@ -105,7 +105,7 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
 
         workflow = load_workflow(session.workflow_path)
         if workflow.id == session.workflow_id:
-            wf = history.workflow_metrics(store, workflow)
+            wf = history.workflow_metrics(store, workflow, within=history.session_scope(session))
     except (CoachctlError, OSError, TypeError):
         wf = None
     if not step.get("suggestion"):

@@ -37,8 +37,12 @@ def parse_min_decisions(raw: str | None) -> int | None:
         value = int(raw)
     except ValueError:
         value = -1
-    if value < 0:
-        raise UsageError(f"invalid --min-decisions: {raw} (expected an integer >= 0)")
+    from coachctl.engine.coaching import MAX_COUNT
+
+    if not 0 <= value <= MAX_COUNT:
+        raise UsageError(
+            f"invalid --min-decisions: {raw} (expected an integer from 0 to {MAX_COUNT})"
+        )
     return value
 
 
@@ -60,10 +64,13 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool, width: int | No
     """
     import textwrap
 
+    from coachctl.engine.scope import label
+
     lines = ["READY" if ready else "NOT READY"]
     for w in workflows:
         state = "ready" if w["ready"] else "not ready"
-        lines.append(f"{w['workflow_id']}: {state} (level {w['level']})")
+        where = f" for {label(w['scope'])}" if w.get("scope") else ""
+        lines.append(f"{w['workflow_id']}: {state}{where} (level {w['level']})")
         for s in w["steps"]:
             if s["ready"]:
                 continue
@@ -96,10 +103,24 @@ def explain(workflows: Sequence[Mapping[str, Any]], ready: bool, width: int | No
     return "\n".join(lines)
 
 
+def check_scope_vars(given: Mapping[str, str], workflows: Sequence[Mapping[str, Any]]) -> None:
+    """`--var` here names a scope: one that no reported workflow scopes by is a mistake."""
+    from coachctl.errors import UsageError
+
+    used = {name for w in workflows for name in (w.get("scope") or {})}
+    unused = sorted(set(given) - used)
+    if unused:
+        raise UsageError(
+            f"--var {unused[0]}: not a trust_scope variable of "
+            + (", ".join(dict.fromkeys(str(w["workflow_id"]) for w in workflows)) or "any workflow")
+        )
+
+
 EPILOG = """\b
 Examples:
   coachctl readiness                     # every workflow in the home
   coachctl readiness rotate-certs --format json
+  coachctl readiness deploy --var env=prod   # one trust scope (trust_scope: [env])
   coachctl readiness checklist --step verify --step report   # gate on some steps
   coachctl readiness hello || echo 'not yet: keep coaching'
 """
@@ -145,6 +166,13 @@ def only_steps(workflow: Mapping[str, Any], steps: Sequence[str]) -> dict[str, A
     help="Require the 95% confidence bound to reach the threshold too [default: the workflow's].",
 )
 @click.option(
+    "--var",
+    "var_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Name the trust scope to check (a trust_scope variable; its default otherwise).",
+)
+@click.option(
     "--format",
     "fmt",
     default="text",
@@ -182,6 +210,7 @@ def readiness(
     threshold: str | None,
     min_decisions: str | None,
     strict: bool | None,
+    var_items: tuple[str, ...],
     fmt: str,
     table_format: str,
     steps: tuple[str, ...],
@@ -194,7 +223,8 @@ def readiness(
     Made for CI: it fails closed, so an unreadable session file of a named workflow is an
     error, not a silent pass. It says what each blocking step still needs. With --step,
     only the named steps of one workflow must be ready (the workflow's own level and
-    readiness are still shown).
+    readiness are still shown). A workflow with a trust_scope is checked for one scope:
+    --var env=prod (else the variable's default; with neither, exit 2).
     """
     from coachctl.commands._output import emit_rows, terminal_width
     from coachctl.commands.stats import STEP_COLUMNS, STEP_VIEW, workflow_rows
@@ -210,10 +240,20 @@ def readiness(
         "min_decisions": parse_min_decisions(min_decisions),
         "strict": strict,
     }
+    from coachctl.engine.workflow import parse_var_assignments
+
+    given = parse_var_assignments(var_items)
     store = get_store(ctx)
     rep = history.report(
-        store, workflows, overrides=overrides, include_orphans=False, strict_files=True
+        store,
+        workflows,
+        overrides=overrides,
+        include_orphans=False,
+        strict_files=True,
+        given=given,
+        one_scope=True,
     )
+    check_scope_vars(given, rep.workflows)
     if not rep.workflows:
         raise UsageError(f"no workflows to check in {store.home / 'workflows'}")
     named = {w["workflow_id"] for w in rep.workflows}

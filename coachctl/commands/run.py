@@ -96,6 +96,9 @@ def start_session(
     store = get_store(ctx)
     p = actions.plan(store, workflow, mode=mode, var_items=var_items, start_at=start_at)
     if dry_run:
+        from coachctl.engine import history
+
+        p.elsewhere = history.other_scopes_auto(store, p.workflow, p.scope)
         print_plan(p, fmt)
         if mode == "auto":
             check_auto(p, force)  # the plan, then the same verdict a real run would give
@@ -156,6 +159,7 @@ def print_plan(p: Plan, fmt: str) -> None:
             "command": s.get("command"),
             "source": s.get("source"),
             "instructions": s.get("instructions_text"),
+            "auto_elsewhere": p.elsewhere.get(s["id"], []) if p.levels[i] != "AUTO" else [],
         }
         for i, s in enumerate(p.steps)
     ]
@@ -167,15 +171,24 @@ def print_plan(p: Plan, fmt: str) -> None:
                     "mode": p.mode,
                     "dry_run": True,
                     "variables": p.variables,
+                    "scope": p.scope,
                     "start_at": p.steps[p.start_at]["id"] if p.start_at < len(p.steps) else None,
                     "steps": rows,
                 }
             )
         )
         return
-    click.echo(f"plan for {p.workflow.id} ({p.workflow.name}), mode {p.mode} — nothing will run")
+    from coachctl.engine.scope import label
+
+    where = f", trust scope {label(p.scope)}" if p.scope else ""
+    click.echo(
+        f"plan for {p.workflow.id} ({p.workflow.name}), mode {p.mode}{where} — nothing will run"
+    )
     for r in rows:
-        click.echo(f"  {r['index']}. {r['step_id']} [{r['level']}] {r['runs']}")
+        elsewhere = ""
+        if r["auto_elsewhere"]:  # trusted in another scope, not in this one: say so
+            elsewhere = f" (AUTO for {'; '.join(r['auto_elsewhere'])}; {r['level']} here)"
+        click.echo(f"  {r['index']}. {r['step_id']} [{r['level']}] {r['runs']}{elsewhere}")
         if r["command"]:
             learned = f"   ({r['source']})" if r["source"] not in (None, "run") else ""
             click.echo(f"       $ {r['command']}{learned}")

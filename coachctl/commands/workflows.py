@@ -84,7 +84,7 @@ def workflows(
             warn(str(exc))
             rows.append({"workflow_id": path.stem, "name": "(invalid)", "path": str(path)})
             continue
-        m = history.workflow_metrics(store, wf)
+        m = history.workflow_overall(store, wf)  # lowest over its trust scopes, if any
         rows.append(
             {
                 "workflow_id": wf.id,

@@ -183,7 +183,10 @@ class Plan:
         start_at: int,
         levels: list[str],
         blocking: list[dict[str, Any]],
+        scope: dict[str, str | None] | None = None,
     ) -> None:
+        self.scope = scope  # the trust scope this session will count toward (None: none)
+        self.elsewhere: dict[str, list[str]] = {}  # step -> scopes it is AUTO in (--dry-run)
         self.workflow = workflow
         self.mode = mode
         self.variables = variables
@@ -221,10 +224,13 @@ def plan(
         if start_at not in ids:
             raise UsageError(f"unknown step for --start-at: {start_at} (steps: {', '.join(ids)})")
         index = ids.index(start_at)
-    metrics = history.workflow_metrics(store, workflow)
+    from coachctl.engine.scope import scope_of
+
+    within = scope_of({"variables": variables}, workflow.coaching.trust_scope) or None
+    metrics = history.workflow_metrics(store, workflow, within=within)
     levels = [s["level"] for s in metrics["steps"]]
     blocking = [s for s in metrics["steps"][index:] if not s["ready"]]
-    return Plan(workflow, mode, variables, steps, index, levels, blocking)
+    return Plan(workflow, mode, variables, steps, index, levels, blocking, within)
 
 
 def start(store: Store, p: Plan) -> Session:
@@ -243,6 +249,8 @@ def start(store: Store, p: Plan) -> Session:
         coaching=p.workflow.coaching.to_dict(),
         start_at=p.start_at,
     )
+    if p.scope:  # recorded at start, fixed for the session's life (nothing takes --var later)
+        session.extra["scope"] = dict(p.scope)
     data = session.to_dict()
     derive(data)  # refuse what could not be read back
     for message in store.create(data, [event("session_started", session, mode=session.mode)]):

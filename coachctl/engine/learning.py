@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from coachctl.engine.coaching import setting
 from coachctl.errors import CoachctlError, UsageError
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def fold(pack: dict[str, Any], session: Mapping[str, Any]) -> list[dict[str, Any
         return []
     steps = {s["id"]: s for s in session.get("steps") or [] if isinstance(s, dict) and "id" in s}
     coaching = session.get("coaching") or {}
-    window = int(coaching.get("window", 50))
+    window = int(setting(coaching, "window"))
     touched: dict[str, str] = {}
     for d in decisions[start:]:
         kind = _kind(d)
@@ -179,7 +180,7 @@ def learn(
     run = step.get("run")
     current, _ = effective(entry, run)
     dropped = set(entry.get("dropped") or [])
-    adopt_after = int(coaching.get("adopt_after", 2))
+    adopt_after = int(setting(coaching, "adopt_after"))
     rows = [
         r
         for r in entry["corrections"]
@@ -201,14 +202,14 @@ def learn(
             }
             return dict(entry["adopted"])
     if current is None and run is None:
-        window = int(coaching.get("window", 50))
+        window = int(setting(coaching, "window"))
         ranked = Counter(o["command"] for o in entry["observations"][-window:]).most_common(2)
         if ranked:
             top, count = ranked[0]
             unique = len(ranked) == 1 or ranked[1][1] < count
             if (
                 unique
-                and count >= int(coaching.get("min_observations", 3))
+                and count >= int(setting(coaching, "min_observations"))
                 and top not in dropped
                 and _renders(top, variables)
             ):

@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from coachctl.engine.coaching import DEFAULTS, MAX_COUNT, merged
+
 LEVELS = ("OBSERVATION", "COACHING", "AUTO")
 KINDS = ("accepted", "rejected", "corrected", "manual", "failed", "skipped")
 COUNT_KEYS = ("suggestions", "accepted", "rejected", "corrected", "manual", "failed", "skipped")
@@ -47,10 +49,10 @@ class Rules:
 
     def __init__(
         self,
-        threshold: float = 0.85,
-        min_decisions: int = 20,
-        window: int = 50,
-        strict: bool = True,
+        threshold: float = DEFAULTS["threshold"],
+        min_decisions: int = DEFAULTS["min_decisions"],
+        window: int = DEFAULTS["window"],
+        strict: bool = DEFAULTS["strict"],
     ) -> None:
         for name, value in (
             ("threshold", threshold),
@@ -60,6 +62,32 @@ class Rules:
         ):
             object.__setattr__(self, name, value)
         self._check()
+
+    @classmethod
+    def of(
+        cls,
+        coaching: Mapping[str, Any] | None,
+        step: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Rules:
+        """A step's rules: its workflow's `coaching`, then its own `coaching:` block, then a
+        command's explicit overrides (each layer only where it sets a key)."""
+        return cls(**merged(coaching, step, overrides))
+
+    @classmethod
+    def safe(
+        cls, coaching: Any, step: Any = None, fallback: Rules | None = None, **overrides: Any
+    ) -> Rules:
+        """`of` for settings read back from a session file, which a hand edit may have broken:
+        a broken layer is ignored rather than failing the reader."""
+        base = coaching if isinstance(coaching, Mapping) else None
+        own = step if isinstance(step, Mapping) else None
+        for layers in ((base, own), (base, None), (None, own)):
+            try:
+                return cls.of(*layers, overrides)
+            except (ValueError, TypeError):
+                continue
+        return fallback if fallback is not None else cls.of(None, None, overrides)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Rules is immutable (tried to set {name})")
@@ -85,10 +113,16 @@ class Rules:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold!r}")
         if isinstance(self.min_decisions, bool) or not isinstance(self.min_decisions, int):
             raise ValueError(f"min_decisions must be an integer, got {self.min_decisions!r}")
-        if self.min_decisions < 0:
-            raise ValueError(f"min_decisions must be >= 0, got {self.min_decisions}")
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"window must be an integer >= 1, got {self.window!r}")
+        if not 0 <= self.min_decisions <= MAX_COUNT:
+            raise ValueError(
+                f"min_decisions must be from 0 to {MAX_COUNT}, got {self.min_decisions}"
+            )
+        if isinstance(self.window, bool) or not isinstance(self.window, int):
+            raise ValueError(f"window must be an integer, got {self.window!r}")
+        if not 1 <= self.window <= MAX_COUNT:
+            # Also what keeps a window recorded in an old session file (before workflow files
+            # were bounded) from overflowing SQLite: Rules.safe falls back to the defaults.
+            raise ValueError(f"window must be from 1 to {MAX_COUNT}, got {self.window}")
 
 
 def wilson_lower_bound(successes: int, n: int, z: float = _Z95) -> float | None:
@@ -336,10 +370,18 @@ def workflow_metrics(
 
 
 def global_metrics(workflows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The global row: every workflow's counts summed."""
+    """The global row: every workflow's counts summed.
+
+    A workflow with a trust scope may come once per scope: it counts once, and as ready only
+    when it is ready in every scope listed.
+    """
+    ready: dict[Any, bool] = {}
+    for i, w in enumerate(workflows):
+        key = ("scoped", w["workflow_id"]) if w.get("scope") else i
+        ready[key] = ready.get(key, True) and bool(w["ready"])
     out: dict[str, Any] = {
-        "workflows": len(workflows),
-        "ready_workflows": sum(1 for w in workflows if w["ready"]),
+        "workflows": len(ready),
+        "ready_workflows": sum(ready.values()),
         "sessions": sum(int(w["sessions"]) for w in workflows),
     }
     out.update(_summed(workflows))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from coachctl.engine.coaching import DEFAULTS, MAX_COUNT, STEP_KEYS
 from coachctl.engine.shellscan import unsafe_placeholder
 from coachctl.errors import UsageError, WorkflowError
 
@@ -41,29 +42,39 @@ _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "b
 _TIMESTAMP = _TAG + "timestamp"
 
 _TOP_KEYS = ("id", "name", "description", "variables", "coaching", "steps")
-_STEP_KEYS = ("id", "name", "run", "instructions", "timeout", "max_level")
+_STEP_KEYS = ("id", "name", "run", "instructions", "timeout", "max_level", "coaching")
 
 
 @dataclass(frozen=True)
 class Coaching:
-    """How much trust a step must earn before it runs unattended (CONTRACT §5)."""
+    """How much trust a step must earn before it runs unattended (CONTRACT §5).
 
-    threshold: float = 0.85
-    min_decisions: int = 20
-    window: int = 50
-    strict: bool = True
-    min_observations: int = 3
-    adopt_after: int = 2
+    Defaults come from `engine/coaching.py`, the one place they are written down.
+    `trust_scope` is last so that positional construction keeps its older meaning.
+    """
+
+    threshold: float = DEFAULTS["threshold"]
+    min_decisions: int = DEFAULTS["min_decisions"]
+    window: int = DEFAULTS["window"]
+    strict: bool = DEFAULTS["strict"]
+    min_observations: int = DEFAULTS["min_observations"]
+    adopt_after: int = DEFAULTS["adopt_after"]
+    trust_scope: tuple[str, ...] = DEFAULTS["trust_scope"]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe copy, so sessions and reports can record the settings they used."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["trust_scope"] = list(self.trust_scope)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Coaching:
         """Inverse of `to_dict`; unknown keys are ignored so older readers accept newer files."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if "trust_scope" in values:
+            values["trust_scope"] = tuple(values["trust_scope"] or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -77,10 +88,12 @@ class Step:
     timeout: float | None
     max_level: str | None
     line: int = 0
+    #: The step's own `coaching:` keys (a subset of STEP_KEYS), overriding the workflow's.
+    coaching: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe snapshot: a session keeps the steps it started with (CONTRACT §2)."""
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "run": self.run,
@@ -89,6 +102,9 @@ class Step:
             "max_level": self.max_level,
             "line": self.line,
         }
+        if self.coaching:  # only when set: snapshots of other steps stay as they were
+            out["coaching"] = dict(self.coaching)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Step:
@@ -103,7 +119,16 @@ class Step:
             timeout=None if timeout is None else float(timeout),
             max_level=data.get("max_level"),
             line=int(data.get("line") or 0),
+            coaching=step_coaching(data),
         )
+
+
+def step_coaching(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step snapshot's own `coaching:` overrides; anything but a mapping counts as none."""
+    raw = step.get("coaching")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: v for k, v in raw.items() if k in STEP_KEYS}
 
 
 @dataclass(frozen=True)
@@ -248,6 +273,13 @@ class _Checker:
             self.fail(node, f"{what} must be an integer >= 1, not {node.value}")
         return value
 
+    def count(self, node: Node, what: str) -> int:
+        """A `coaching:` count: 1..MAX_COUNT, so no later query or simulation can overflow."""
+        value = self.positive_int(node, what)
+        if value > MAX_COUNT:
+            self.fail(node, f"{what} must be an integer from 1 to {MAX_COUNT}, not {node.value}")
+        return value
+
     def number(self, node: Node, what: str) -> float:
         value = self.scalar(node, what, (_INT, _FLOAT), "a number")
         number = float(value)
@@ -291,12 +323,22 @@ class _Checker:
                 self.fail(value_node, f"variable '{name}': unsupported tag {value_node.tag}")
         return result
 
-    def coaching(self, node: Node) -> Coaching:
+    def coaching(
+        self, node: Node, where: str = "", allowed: Sequence[str] = tuple(DEFAULTS)
+    ) -> tuple[dict[str, Any], dict[str, Node]]:
+        """A `coaching:` block's values (nulls left out) and the node of each key.
+
+        The workflow's block and a step's own (`where` = " of step 2", `allowed` = STEP_KEYS)
+        are checked by the same rules. `trust_scope` is only shaped here: whether it names
+        declared variables is checked once the whole file is read.
+        """
         values: dict[str, Any] = {}
+        nodes: dict[str, Node] = {}
         for key, _, value_node in self.items(
-            self.mapping(node, "coaching"), "coaching", [f.name for f in fields(Coaching)]
+            self.mapping(node, f"coaching{where}"), f"coaching{where}", allowed
         ):
-            what = f"coaching.{key}"
+            what = f"coaching.{key}{where}"
+            nodes[key] = value_node
             if self.is_null(value_node):
                 continue
             if key == "threshold":
@@ -306,9 +348,43 @@ class _Checker:
                 values[key] = threshold
             elif key == "strict":
                 values[key] = self.scalar(value_node, what, (_BOOL,), "true or false")
+            elif key == "trust_scope":
+                values[key] = self.names(value_node, what)
             else:
-                values[key] = self.positive_int(value_node, what)
-        return Coaching(**values)
+                values[key] = self.count(value_node, what)
+        return values, nodes
+
+    def names(self, node: Node, what: str) -> tuple[str, ...]:
+        """A list of variable names (`trust_scope: [env, region]`), each once."""
+        from yaml.nodes import SequenceNode
+
+        self.visit(node)
+        if not isinstance(node, SequenceNode):
+            self.fail(node, f"{what} must be a list of variable names, not {self.describe(node)}")
+        names: list[str] = []
+        for item in node.value:
+            name = self.text(item, f"{what} entry")
+            if name in names:
+                self.fail(item, f"{what} names '{name}' twice")
+            names.append(name)
+        return tuple(names)
+
+    def check_scope(
+        self, names: Sequence[str], node: Node, variables: Mapping[str, str | None]
+    ) -> None:
+        """`trust_scope` may only name declared variables: a scope on a value no session can
+        have would silently split nothing (or everything)."""
+        for index, name in enumerate(names):
+            if name not in variables:
+                from yaml.nodes import SequenceNode
+
+                at = node.value[index] if isinstance(node, SequenceNode) else node
+                known = ", ".join(variables) or "none"
+                self.fail(
+                    at,
+                    f"coaching.trust_scope names '{name}', which is not a declared variable "
+                    f"(declared: {known})",
+                )
 
     def step(self, node: Node, index: int, declared: Mapping[str, str | None]) -> Step:
         mapping = self.mapping(node, f"step {index}")
@@ -338,6 +414,8 @@ class _Checker:
                         value_node, f"{what} must be one of {', '.join(LEVELS)}, not '{level}'"
                     )
                 values[key] = level
+            elif key == "coaching":
+                values[key], _ = self.coaching(value_node, f" of {where}", STEP_KEYS)
         if "id" not in values and "name" not in values:
             self.fail(node, f"{where} needs an id or a name")
         if "run" not in values and "instructions" not in values:
@@ -351,6 +429,7 @@ class _Checker:
             timeout=values.get("timeout"),
             max_level=values.get("max_level"),
             line=node.start_mark.line + 1,
+            coaching=values.get("coaching") or {},
         )
         self.check_templates(step, nodes, declared)
         return step
@@ -466,6 +545,7 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
     description = ""
     variables: dict[str, str | None] = {}
     coaching = Coaching()
+    scope_node: Node | None = None
     steps_node: Node | None = None
     has_id = False
     for key, _, value_node in checker.items(root, "the workflow", _TOP_KEYS):
@@ -481,9 +561,13 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
         elif key == "variables":
             variables = checker.variables(value_node)
         elif key == "coaching":
-            coaching = checker.coaching(value_node)
+            values, nodes = checker.coaching(value_node)
+            coaching = Coaching(**values)
+            scope_node = nodes.get("trust_scope")
         else:
             steps_node = value_node
+    if scope_node is not None:
+        checker.check_scope(coaching.trust_scope, scope_node, variables)
     if not has_id and not ID_RE.match(workflow_id):
         checker.fail(
             root, f"invalid workflow id '{workflow_id}' from the file name (set `id:` in the file)"

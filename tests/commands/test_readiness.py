@@ -149,11 +149,16 @@ def test_unreadable_session_of_another_workflow_does_not_block(cli: Cli, gate: P
         ),
         (
             ["--min-decisions", "-1"],
-            "coachctl: invalid --min-decisions: -1 (expected an integer >= 0)",
+            "coachctl: invalid --min-decisions: -1 (expected an integer from 0 to 10000)",
         ),
         (
             ["--min-decisions", "1.5"],
-            "coachctl: invalid --min-decisions: 1.5 (expected an integer >= 0)",
+            "coachctl: invalid --min-decisions: 1.5 (expected an integer from 0 to 10000)",
+        ),
+        (
+            ["--min-decisions", "9223372036854775808"],
+            "coachctl: invalid --min-decisions: 9223372036854775808 (expected an integer from 0 "
+            "to 10000)",
         ),
         (["nope"], "coachctl: unknown workflow: nope (no workflow file, and no session of it)"),
         (

@@ -180,6 +180,45 @@ def test_coaching_values_and_roundtrip(tmp_path: Path) -> None:
     assert Step.from_dict({"id": "x"}) == Step("x", "x", None, None, None, None, 0)
 
 
+def test_trust_scope_and_step_coaching(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        coaching: {threshold: 0.9, trust_scope: [env, region]}
+        variables: {region: eu, env: null}
+        steps:
+          - {id: build, run: make}
+          - id: deploy
+            run: echo {{ env }}
+            coaching: {threshold: 0.95, min_decisions: 30, window: 60, strict: false}
+          - id: notes
+            run: echo notes
+            coaching: {threshold: ~}
+        """,
+    )
+    wf = load_workflow(path)
+    assert wf.coaching.trust_scope == ("env", "region")  # declared after coaching: still fine
+    assert wf.coaching.threshold == 0.9
+    assert wf.coaching.to_dict()["trust_scope"] == ["env", "region"]
+    assert Coaching.from_dict(wf.coaching.to_dict()) == wf.coaching
+    build, deploy, notes = wf.steps
+    assert build.coaching == {} and "coaching" not in build.to_dict()
+    own = {"threshold": 0.95, "min_decisions": 30, "window": 60, "strict": False}
+    assert deploy.coaching == own
+    assert Step.from_dict(deploy.to_dict()) == deploy
+    assert notes.coaching == {}  # a null key is the workflow's value
+
+
+def test_coaching_counts_at_the_bound(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "coaching: {window: 10000, min_decisions: 10000}\n"
+        "steps: [{id: a, run: x, coaching: {window: 10000}}]\n",
+    )
+    wf = load_workflow(path)
+    assert wf.coaching.window == 10000 and wf.steps[0].coaching == {"window": 10000}
+
+
 def test_numeric_ids_accepted(tmp_path: Path) -> None:
     wf = load_workflow(write(tmp_path, "id: 2024\nsteps: [{id: 1, name: 2, run: x}]\n"))
     assert (wf.id, wf.steps[0].id, wf.steps[0].name) == ("2024", "1", "2")
@@ -205,14 +244,14 @@ INVALID = [
         "coaching:\n  threshold: 0.9\n  treshold: 1\nsteps: [{id: a, run: x}]\n",
         3,
         "unknown key 'treshold' in coaching (allowed: threshold, min_decisions, window, strict, "
-        "min_observations, adopt_after)",
+        "trust_scope, min_observations, adopt_after)",
         id="unknown-coaching",
     ),
     pytest.param(
         "steps:\n  - id: a\n    run: x\n    command: y\n",
         4,
         "unknown key 'command' in step 1 (allowed: id, name, run, instructions, timeout, "
-        "max_level)",
+        "max_level, coaching)",
         id="unknown-step",
     ),
     pytest.param(
@@ -300,6 +339,94 @@ INVALID = [
         2,
         "coaching.window: invalid value",
         id="int-too-long",
+    ),
+    pytest.param(  # issue 10: a 2^63 window passed validate, then broke stats for the home
+        "coaching:\n  window: 9223372036854775808\nsteps: [{id: a, run: x}]\n",
+        2,
+        "coaching.window must be an integer from 1 to 10000, not 9223372036854775808",
+        id="window-2-63",
+    ),
+    pytest.param(
+        "coaching:\n  min_decisions: 10001\nsteps: [{id: a, run: x}]\n",
+        2,
+        "coaching.min_decisions must be an integer from 1 to 10000, not 10001",
+        id="min-decisions-too-big",
+    ),
+    pytest.param(
+        "coaching: {adopt_after: 99999999999}\nsteps: [{id: a, run: x}]\n",
+        1,
+        "coaching.adopt_after must be an integer from 1 to 10000",
+        id="adopt-after-too-big",
+    ),
+    pytest.param(
+        "coaching:\n  min_observations: 123456\nsteps: [{id: a, run: x}]\n",
+        2,
+        "coaching.min_observations must be an integer from 1 to 10000",
+        id="min-observations-too-big",
+    ),
+    pytest.param(
+        "variables: {env: null}\ncoaching:\n  trust_scope: [env, region]\n"
+        "steps: [{id: a, run: x}]\n",
+        3,
+        "coaching.trust_scope names 'region', which is not a declared variable (declared: env)",
+        id="scope-undeclared",
+    ),
+    pytest.param(
+        "coaching:\n  trust_scope:\n    - env\nsteps: [{id: a, run: x}]\n",
+        3,
+        "coaching.trust_scope names 'env', which is not a declared variable (declared: none)",
+        id="scope-no-variables",
+    ),
+    pytest.param(
+        "variables: {env: a}\ncoaching:\n  trust_scope: env\nsteps: [{id: a, run: x}]\n",
+        3,
+        "coaching.trust_scope must be a list of variable names, not a string",
+        id="scope-not-list",
+    ),
+    pytest.param(
+        "variables: {env: a}\ncoaching:\n  trust_scope: [env, env]\nsteps: [{id: a, run: x}]\n",
+        3,
+        "coaching.trust_scope names 'env' twice",
+        id="scope-twice",
+    ),
+    pytest.param(
+        "variables: {env: a}\ncoaching:\n  trust_scope: [[env]]\nsteps: [{id: a, run: x}]\n",
+        3,
+        "coaching.trust_scope entry must be a string, not a list",
+        id="scope-nested",
+    ),
+    pytest.param(
+        "steps:\n  - id: a\n    run: x\n  - id: b\n    run: y\n    coaching:\n"
+        "      threshold: 1.5\n",
+        7,
+        "coaching.threshold of step 2 must be > 0 and <= 1, not 1.5",
+        id="step-threshold",
+    ),
+    pytest.param(
+        "steps:\n  - id: a\n    run: x\n    coaching: {window: 100000}\n",
+        4,
+        "coaching.window of step 1 must be an integer from 1 to 10000, not 100000",
+        id="step-window",
+    ),
+    pytest.param(
+        "steps:\n  - id: a\n    run: x\n    coaching:\n      strict: maybe\n",
+        5,
+        "coaching.strict of step 1 must be true or false, not a string",
+        id="step-strict",
+    ),
+    pytest.param(
+        "variables: {env: a}\nsteps:\n  - id: a\n    run: x\n    coaching:\n"
+        "      trust_scope: [env]\n",
+        6,
+        "unknown key 'trust_scope' in coaching of step 1 (allowed: threshold, min_decisions, "
+        "window, strict)",
+        id="step-scope",
+    ),
+    pytest.param(
+        "steps:\n  - id: a\n    run: x\n    coaching: [0.9]\n",
+        4,
+        "coaching of step 1 must be a mapping, not a list",
+        id="step-coaching-list",
     ),
     pytest.param(
         "coaching: 3\nsteps: [{id: a, run: x}]\n",

@@ -1,0 +1,52 @@
+"""Trust scope on BOTH stores (issue 12): AUTO in staging is not AUTO in prod, whether the
+history lives in the home's sessions/ or in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.commands.test_scope import DEPLOY, SIBLINGS, accept
+from tests.conftest import Cli, write_workflow
+from tests.store.conftest import StoreUnderTest, run
+
+
+def test_staging_trust_is_not_prod_trust(cli: Cli, store: StoreUnderTest) -> None:
+    write_workflow(cli.home, "deploy", DEPLOY)
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    accept(cli, "deploy", 1, "--var", "env=prod")
+    # Real processes, as CI runs the gate.
+    assert run(cli.home, "readiness", "deploy", "--var", "env=staging").returncode == 0
+    prod = run(cli.home, "readiness", "deploy", "--var", "env=prod")
+    assert prod.returncode == 1, prod.stderr
+    assert "deploy: not ready for env=prod (level COACHING)" in prod.stdout
+    unnamed = run(cli.home, "readiness", "deploy")
+    assert unnamed.returncode == 2
+    assert "name the scope: --var env=…" in unnamed.stderr
+    out = json.loads(run(cli.home, "stats", "deploy", "--format", "json").stdout)
+    assert [(w["scope"], w["sessions"], w["accepted"], w["level"]) for w in out["workflows"]] == [
+        ({"env": "prod"}, 1, 1, "COACHING"),
+        ({"env": "staging"}, 3, 3, "AUTO"),
+    ]
+    plan = run(cli.home, "run", "deploy", "--var", "env=prod", "--dry-run")
+    assert "(AUTO for env=staging; COACHING here)" in plan.stdout
+    events = run(cli.home, "events", "--format", "json").stdout.splitlines()
+    changed = [json.loads(e) for e in events if '"level_changed"' in e]
+    assert {(e["step_id"], e["to"], json.dumps(e["scope"])) for e in changed} == {
+        ("deploy", "AUTO", '{"env": "staging"}'),
+        (None, "AUTO", '{"env": "staging"}'),
+    }
+    assert run(cli.home, "doctor").returncode == 0
+
+
+def test_a_steps_own_threshold(cli: Cli, store: StoreUnderTest, tmp_path: Path) -> None:
+    write_workflow(cli.home, "siblings", SIBLINGS)
+    for i in range(7):
+        sid = cli.start("siblings")
+        for _ in range(2):
+            decision = "reject" if i == 0 else "accept"
+            assert cli("decide", sid, decision, "--no-exec").exit_code == 0
+    out = json.loads(run(cli.home, "readiness", "siblings", "--format", "json").stdout)
+    build, migrate = out["workflows"][0]["steps"]
+    assert (build["ready"], migrate["ready"]) == (True, False)
+    assert migrate["rules"]["threshold"] == 0.95
