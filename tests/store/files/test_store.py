@@ -32,7 +32,11 @@ def test_session_ids_are_valid_short_and_time_sortable() -> None:
     ids = [new_session_id(now=t) for t in (1_700_000_000.0, 1_700_000_000.5, 1_800_000_000.0)]
     assert all(ID_RE.match(i) and len(i) == 13 for i in ids)
     assert ids == sorted(ids)
-    assert len({new_session_id() for _ in range(500)}) == 500
+    # Ids started in the same millisecond differ by their 4 random base-36 characters
+    # (1.68 M values): 100 of them collide at most rarely, never wholesale. (All 500 distinct,
+    # as this test asked before, fails about 7% of runs by the birthday bound: a flaky test.)
+    same_ms = {new_session_id(now=1_700_000_000.0) for _ in range(100)}
+    assert len(same_ms) >= 95
 
 
 def test_resolve_full_id_and_unique_prefix(store: Store) -> None:
