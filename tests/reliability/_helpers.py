@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,13 @@ def finished(procs: Sequence[subprocess.Popen[str]], timeout: float) -> list[tup
 def successful_cursors(data: dict[str, Any]) -> list[int]:
     """Cursor of every decision that moved the session on (a failed run does not)."""
     return [d["cursor"] for d in data["decisions"] if d.get("outcome") != "failed"]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll `predicate` every 20 ms until it is true; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")

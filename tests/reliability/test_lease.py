@@ -7,19 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
-from tests.reliability._helpers import popen, run, start
-
-
-def _wait_for(predicate: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+from tests.reliability._helpers import popen, run, start, wait_until
 
 
 def _as_if_from_a_container(path: Path) -> None:
@@ -45,7 +35,7 @@ def test_a_leased_step_is_running_even_when_its_mark_cannot_be_checked(
     runner = popen(home, "decide", sid, "accept", own_group=True)
     path = home / "sessions" / f"{sid}.json"
     try:
-        _wait_for(lambda: marker.exists() and json.loads(path.read_text()).get("running"))
+        wait_until(lambda: marker.exists() and json.loads(path.read_text()).get("running"))
         _as_if_from_a_container(path)
         again = run(home, "--lock-timeout", "2", "decide", sid, "accept")
         assert again.returncode == 3, again.stderr

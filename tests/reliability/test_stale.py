@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability._helpers import many_steps, popen, popen_python, run, session_files, start
+from tests.reliability._helpers import (
+    many_steps,
+    popen,
+    popen_python,
+    run,
+    session_files,
+    start,
+    wait_until,
+)
 
 HOLD_LOCK = r"""
 import sys, time
@@ -26,15 +34,6 @@ with file_store(Path(sys.argv[1])).lock("session", sys.argv[2]):
     print("locked", flush=True)
     time.sleep(120)
 """
-
-
-def _wait_for(predicate: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_a_lock_left_by_a_killed_holder_blocks_no_one(home: Path) -> None:
@@ -79,7 +78,7 @@ def test_a_step_running_in_a_killed_process_is_interrupted_and_not_rerun(
     marker = tmp_path / "marker"
     _running_workflow(home, marker)
     proc = popen(home, "run", "slow", "--mode", "auto", "--force", "--no-input", own_group=True)
-    _wait_for(lambda: marker.exists())
+    wait_until(lambda: marker.exists())
     (sid,) = session_files(home)
     assert session_files(home)[sid]["running"]["step_id"] == "long"
     # While its process lives, the step is running: another decision is a conflict.
@@ -118,9 +117,9 @@ def test_a_person_may_decide_an_interrupted_step(home: Path, tmp_path: Path) -> 
     marker = tmp_path / "marker"
     _running_workflow(home, marker)
     proc = popen(home, "run", "slow", "--mode", "auto", "--force", "--no-input", own_group=True)
-    _wait_for(lambda: marker.exists())
+    wait_until(lambda: marker.exists())
     (sid,) = session_files(home)
-    _wait_for(lambda: session_files(home)[sid]["running"] is not None)
+    wait_until(lambda: session_files(home)[sid]["running"] is not None)
     _kill_group(proc)
     res = run(home, "decide", sid, "manual", "--command", "checked by hand", "--step", "long")
     assert res.returncode == 0, res.stderr
@@ -158,7 +157,7 @@ def test_a_slow_decide_is_never_run_twice_by_a_racing_resume(home: Path, tmp_pat
     _running_workflow(home, marker)
     proc = popen(home, "run", "slow", "--mode", "auto", "--force", "--no-input", own_group=True)
     try:
-        _wait_for(lambda: marker.exists())
+        wait_until(lambda: marker.exists())
         (sid,) = session_files(home)
         res = run(home, "resume", sid, "--no-input", "--format", "json")
         assert res.returncode == 0, res.stderr
