@@ -291,72 +291,40 @@ def decide(
         )
     sid = store.resolve(ref)
     by = decided_by or sm.current_user()
+    # `held` keeps the runner's lease from before the running mark is committed until the
+    # outcome is recorded (or this process dies: the kernel drops it).
     with contextlib.ExitStack() as held:
-        return _decide_held(
-            store,
-            sid,
-            held,
-            decision,
-            correction,
-            command,
-            feedback,
-            step_guard,
-            no_exec,
-            stream,
-            decided_by,
-            by,
-            terminal,
-        )
-
-
-def _decide_held(
-    store: Store,
-    sid: str,
-    held: contextlib.ExitStack,
-    decision: str,
-    correction: str | None,
-    command: str | None,
-    feedback: str | None,
-    step_guard: str | None,
-    no_exec: bool,
-    stream: Stream | None,
-    decided_by: str | None,
-    by: str,
-    terminal: bool,
-) -> Outcome:
-    """`decide` with `held` keeping the runner's lease from before the running mark is
-    committed until the outcome is recorded (or the process dies)."""
-    to_run: str | None = None
-    with transaction(store, sid) as txn:
-        session = opened(store, txn.session)
-        step = sm.check_decidable(
-            session, decision, step_guard=step_guard, by_auto=decided_by == "auto"
-        )
-        if decision in sm.EXECUTING:
-            to_run = correction if decision == "correct" else step.get("command")
-        if to_run is None or no_exec:
-            record = sm.record_decision(
-                session,
-                step,
-                decision,
-                command=to_run if decision in sm.EXECUTING else command,
-                feedback=feedback,
-                decided_by=by,
+        to_run: str | None = None
+        with transaction(store, sid) as txn:
+            session = opened(store, txn.session)
+            step = sm.check_decidable(
+                session, decision, step_guard=step_guard, by_auto=decided_by == "auto"
             )
-            record_seq(txn, record)
-            commit(store, txn, session, _decision_events(session, record))
-            return Outcome(session, record)
-        token = sm.mark_running(session, step, decision, to_run)
-        held.enter_context(store.lease(sid, token))  # before the mark is visible to anyone
-        data = session.to_dict()
-        txn.save(data, _derive(data))
-    try:
-        result = _execute(session, step, to_run, stream, terminal)
-    except KeyboardInterrupt:
-        # Only possible before the executor took over SIGINT: the command never started.
-        _abandon(store, sid, token)
-        raise
-    return _finish(store, sid, token, step, decision, to_run, feedback, by, result)
+            if decision in sm.EXECUTING:
+                to_run = correction if decision == "correct" else step.get("command")
+            if to_run is None or no_exec:
+                record = sm.record_decision(
+                    session,
+                    step,
+                    decision,
+                    command=to_run if decision in sm.EXECUTING else command,
+                    feedback=feedback,
+                    decided_by=by,
+                )
+                record_seq(txn, record)
+                commit(store, txn, session, _decision_events(session, record))
+                return Outcome(session, record)
+            token = sm.mark_running(session, step, decision, to_run)
+            held.enter_context(store.lease(sid, token))  # before the mark is visible to anyone
+            data = session.to_dict()
+            txn.save(data, _derive(data))
+        try:
+            result = _execute(session, step, to_run, stream, terminal)
+        except KeyboardInterrupt:
+            # Only possible before the executor took over SIGINT: the command never started.
+            _abandon(store, sid, token)
+            raise
+        return _finish(store, sid, token, step, decision, to_run, feedback, by, result)
 
 
 def _execute(
