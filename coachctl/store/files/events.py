@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +61,28 @@ def size(path: Path) -> int:
         return 0
 
 
-def read(path: Path, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
-    """Events after `cursor`, each with the cursor past it; stops at the current end.
+def needles(kinds: Collection[str]) -> tuple[bytes, ...]:
+    """Bytes one of whose presence a line needs to hold an event of one of `kinds`.
+
+    A JSON string without a backslash is its UTF-8 bytes as they are, so a line holding
+    neither a kind's bytes nor any backslash cannot hold that kind: it is skipped unparsed.
+    Every other line is parsed and checked, so the filter stays exact.
+    """
+    return (b"\\", *(k.encode("utf-8", "surrogatepass") for k in kinds))
+
+
+def read(
+    path: Path, cursor: str = "", kinds: Collection[str] | None = None
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Events after `cursor` (only those whose "event" is one of `kinds`, when given), each
+    with the cursor past it; stops at the current end.
 
     A line that does not parse (torn by a crash, or garbage) is skipped; a last line
     without its newline is left for the next read, since a writer may be mid-append. A log
     shorter than the cursor (rewritten by a repair) is read from its start.
     """
+    wanted = None if kinds is None else frozenset(kinds)
+    marks = needles(wanted) if wanted is not None else ()
     offset = offset_of(cursor)
     try:
         fh = open(path, "rb", opener=lambda p, flags: os.open(p, flags | NOFOLLOW))  # noqa: SIM115
@@ -83,11 +98,16 @@ def read(path: Path, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
             if not line.endswith(b"\n"):
                 return  # torn or still being written: the next read sees it whole
             offset += len(line)
+            if wanted is not None and not any(m in line for m in marks):
+                continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(obj, dict):
+            if not isinstance(obj, dict):
+                continue
+            kind = obj.get("event")
+            if wanted is None or (isinstance(kind, str) and kind in wanted):
                 yield obj, str(offset)

@@ -14,7 +14,7 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -457,10 +457,12 @@ class FileStore:
         with self.lock(LOCK_STORE, "events"):
             log.append(self.events_path, payload)
 
-    def read_events(self, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
+    def read_events(
+        self, cursor: str = "", kinds: Collection[str] | None = None
+    ) -> Iterator[tuple[dict[str, Any], str]]:
         from coachctl.store.files import events as log
 
-        return log.read(self.events_path, cursor)
+        return log.read(self.events_path, cursor, kinds)
 
     def events_end(self) -> str:
         from coachctl.store.files import events as log
