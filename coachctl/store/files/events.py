@@ -11,12 +11,13 @@ import json
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from coachctl.errors import StateError, StorageError
 from coachctl.store.files.fs import NOFOLLOW, os_reason
 
 CHUNK = 1 << 16
+SCAN_BLOCK = 1 << 20  # bytes searched at once when only some kinds are read
 
 
 def encode(events: Sequence[Mapping[str, Any]]) -> bytes:
@@ -94,12 +95,10 @@ def read(
         if os.fstat(fh.fileno()).st_size < offset:
             offset = 0
         fh.seek(offset)
-        for line in fh:
-            if not line.endswith(b"\n"):
-                return  # torn or still being written: the next read sees it whole
-            offset += len(line)
-            if wanted is not None and not any(m in line for m in marks):
-                continue
+        # Every line is a candidate for no filter, or for the empty kind (found anywhere).
+        every = wanted is None or "" in wanted
+        lines = _lines(fh, offset) if every else _candidates(fh, offset, marks)
+        for line, offset in lines:
             if not line.strip():
                 continue
             try:
@@ -111,3 +110,39 @@ def read(
             kind = obj.get("event")
             if wanted is None or (isinstance(kind, str) and kind in wanted):
                 yield obj, str(offset)
+
+
+def _lines(fh: BinaryIO, offset: int) -> Iterator[tuple[bytes, int]]:
+    """Each whole line from `offset`, with the offset past it (a torn last one is left)."""
+    for line in fh:
+        if not line.endswith(b"\n"):
+            return  # torn or still being written: the next read sees it whole
+        offset += len(line)
+        yield line, offset
+
+
+def _candidates(fh: BinaryIO, offset: int, marks: Sequence[bytes]) -> Iterator[tuple[bytes, int]]:
+    """The whole lines from `offset` holding one of `marks`, with the offset past each.
+
+    Searched for a big block at a time (`bytes.find` runs at C speed), not line by line:
+    the report wants the level changes, 1 line in 1,000 of the log.
+    """
+    tail = b""
+    while True:
+        block = fh.read(SCAN_BLOCK)
+        if not block:
+            return  # what is left in `tail` is torn or still being written
+        buf = tail + block
+        end = buf.rfind(b"\n") + 1
+        starts: set[int] = set()
+        for mark in marks:
+            at = buf.find(mark, 0, end)
+            while at >= 0:
+                start = buf.rfind(b"\n", 0, at) + 1
+                starts.add(start)
+                at = buf.find(mark, buf.find(b"\n", at) + 1, end)
+        for start in sorted(starts):
+            stop = buf.find(b"\n", start) + 1
+            yield buf[start:stop], offset + stop
+        offset += end
+        tail = buf[end:]

@@ -41,3 +41,25 @@ def test_an_escaped_kind_is_still_found_and_garbage_is_still_skipped(
     parsed.clear()
     assert [e["n"] for e, _ in log.read(path, "", ["decision"])] == [1]
     assert len(parsed) == 2  # the decision line and the escaped line
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_any_block_size_gives_exactly_the_filtered_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Lines cut by a block's end, lines longer than a block, a torn tail, a cursor in the
+    middle and the empty kind: the same as reading every line and checking it."""
+    monkeypatch.setattr(log, "SCAN_BLOCK", block)
+    path = tmp_path / "events.jsonl"
+    kinds = ["decision", "level_changed", "", "x", 'q"uote', "n\nl", "caf\u00e9"]
+    rows = [
+        {"event": kinds[i % len(kinds)], "i": i, "pad": "level" * (i % 13), "s": "\\" * (i % 3)}
+        for i in range(300)
+    ]
+    path.write_bytes(log.encode(rows) + b'garbage "x"\n\n{"event":"x","torn":')
+    every = list(log.read(path, ""))
+    for wanted in [["level_changed"], ["x", "caf\u00e9"], [""], ['q"uote', "n\nl"], []]:
+        want = [(e, c) for e, c in every if e["event"] in wanted]
+        assert list(log.read(path, "", wanted)) == want
+        middle = every[150][1]
+        assert list(log.read(path, middle, wanted)) == [(e, c) for e, c in want if e["i"] > 150]
