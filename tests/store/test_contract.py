@@ -280,7 +280,7 @@ def test_reading_only_some_kinds_of_events(cli: Cli, store: StoreUnderTest) -> N
             {"event": 7},
             {"event": "level_changed_twice", "text": "a longer kind with the same start"},
             {"event": "lev\u00e9l", "text": "not ASCII"},
-            {"event": "level_changed", "text": "quote \" and backslash \\"},
+            {"event": "level_changed", "text": 'quote " and backslash \\'},
         ]
     )
     every = list(opened.read_events(""))
@@ -292,5 +292,5 @@ def test_reading_only_some_kinds_of_events(cli: Cli, store: StoreUnderTest) -> N
         assert list(opened.read_events(middle, set(kinds))) == after
     assert [e.get("text") for e, _ in opened.read_events("", ["level_changed"])] == [
         None,
-        "quote \" and backslash \\",
+        'quote " and backslash \\',
     ]
