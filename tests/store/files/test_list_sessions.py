@@ -102,3 +102,18 @@ def test_an_index_of_the_old_schema_is_rebuilt_with_summaries(tmp_path: Path) ->
     idx.db.execute("UPDATE sessions SET summary=''")
     store.forget_index()
     assert store.list_sessions() == file_store(h, use_index=False).list_sessions()
+
+
+def test_doctor_finds_a_kept_summary_that_differs_from_its_file(tmp_path: Path) -> None:
+    h = home(tmp_path)
+    store = file_store(h)
+    idx = store.index()
+    assert idx is not None
+    idx.db.execute("UPDATE sessions SET summary=replace(summary, 'active', 'paused') WHERE id='s1'")
+    store.forget_index()
+    findings, _ = store.doctor()
+    found = [f.message for f in findings if f.kind == "index"]
+    assert len(found) == 1 and "session s1: summary" in found[0] and "paused" in found[0]
+    findings, _ = store.doctor(repair=True)
+    assert file_store(h).list_sessions() == file_store(h, use_index=False).list_sessions()
+    assert not [f for f in store.doctor()[0] if f.kind == "index"]
