@@ -116,9 +116,10 @@ def _differences(
             out[sid] = f"index lacks session {sid}"
         elif want is None and got is not None:
             out[sid] = f"index has session {sid}, which no readable file holds"
-        elif want != got:
+        elif got is not None and want is not None and want != got:
             name, g, w = next(
-                (n, g, w) for n, g, w in zip(_SESSION_FIELDS, got, want, strict=False) if g != w
+                ((n, g, w) for n, g, w in zip(_SESSION_FIELDS, got, want, strict=False) if g != w),
+                ("row", got, want),
             )
             out[sid] = f"index differs for session {sid}: {name} {g!r} != {w!r} (file)"
         else:
