@@ -104,9 +104,7 @@ def level_changes(store: Store, since: datetime | None) -> dict[str, list[dict[s
     from coachctl.engine.events import parse_time
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for event, _ in store.read_events():
-        if event.get("event") != "level_changed":
-            continue
+    for event, _ in store.read_events("", ("level_changed",)):
         ts = event.get("ts")
         when = parse_time(ts) if isinstance(ts, str) else None
         wf = event.get("workflow_id")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,48 @@ def test_whole_sessions_are_loaded_only_for_recent_decisions_and_auto_weeks(
     s = data["summary"]
     # auto sessions 4 days ago (last week) and 28 and 24 days ago (four weeks ago)
     assert (s["auto_runs_last_week"], s["auto_runs_four_weeks_ago"]) == (3, 6)
+
+
+def test_a_warm_report_reads_no_session_file_beyond_the_ones_it_loads(
+    cli: Cli, tmpl: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summaries come from the index (no full scan of the sessions folder), level changes
+    from the events of that kind only."""
+    from coachctl.store.files import events as log
+    from coachctl.store.files import full
+
+    rng = random.Random(7)
+    n = rp.RECENT_SESSIONS * 3
+    for i in range(n):
+        seed.write_session(cli.home, tmpl, NOW - timedelta(days=n - i), "coaching",
+                           [("accept", "ok")] * 2, rng)  # fmt: skip
+    old = time.time_ns() - 10**10  # files older than the index's racy second: not re-read
+    for path in [*(cli.home / "sessions").glob("*.json"), cli.home / "sessions"]:
+        os.utime(path, ns=(old, old))
+    assert cli("stats").exit_code in (0, 1)  # the index exists, as after any `decide`
+    scans: list[int] = []
+    real_scan = full.FullScan.__init__
+
+    def scanning(self: Any, *args: Any, **kw: Any) -> None:
+        scans.append(1)
+        real_scan(self, *args, **kw)
+
+    kinds: list[object] = []
+    real_read = log.read
+
+    def reading(*args: Any) -> Any:
+        kinds.append(args[2:])
+        return real_read(*args)
+
+    monkeypatch.setattr(full.FullScan, "__init__", scanning)
+    monkeypatch.setattr(log, "read", reading)
+    store = file_store(cli.home)
+    data = rp.gather(store, ["hello"], now=NOW)
+    assert hello(data)["sessions_shown"] == n
+    assert scans == []
+    idx = store.index()
+    assert idx is not None and idx.reads == 0
+    assert kinds == [(("level_changed",),)]
 
 
 def test_level_changes_come_from_the_event_log(cli: Cli) -> None:

@@ -264,3 +264,33 @@ def test_doctor_on_postgres_finds_and_repairs_damaged_derived_rows(
     assert "rebuilt" in repaired.stdout
     assert cli("doctor").exit_code == 0
     assert cli("stats", "--format", "json").stdout == before
+
+
+def test_reading_only_some_kinds_of_events(cli: Cli, store: StoreUnderTest) -> None:
+    """`read_events(cursor, kinds)` yields exactly the unfiltered stream's events of those
+    kinds, with the same cursors; an "event" that is no string matches nothing."""
+    sid = cli.start("hello")
+    assert cli("decide", sid, "skip").exit_code == 0
+    opened = store.open(cli.home)
+    opened.append_events(
+        [
+            {"event": "level_changed", "workflow_id": "hello", "to": "coaching"},
+            {"event": "note", "text": 'mentions "event":"level_changed" in a string'},
+            {"event": ["level_changed"]},
+            {"event": 7},
+            {"event": "level_changed_twice", "text": "a longer kind with the same start"},
+            {"event": "lev\u00e9l", "text": "not ASCII"},
+            {"event": "level_changed", "text": 'quote " and backslash \\'},
+        ]
+    )
+    every = list(opened.read_events(""))
+    for kinds in [("level_changed",), ("decision", "lev\u00e9l"), ("none-such",), ()]:
+        want = [(e, c) for e, c in every if isinstance(e.get("event"), str) and e["event"] in kinds]
+        assert list(opened.read_events("", kinds)) == want
+        middle = every[len(every) // 2][1]
+        after = [(e, c) for e, c in want if (e, c) in every[len(every) // 2 + 1 :]]
+        assert list(opened.read_events(middle, set(kinds))) == after
+    assert [e.get("text") for e, _ in opened.read_events("", ["level_changed"])] == [
+        None,
+        'quote " and backslash \\',
+    ]

@@ -37,8 +37,8 @@ CHUNK = 1000  # sessions per message from a worker (and per insert batch)
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 MAX_WORKERS = 8
 
-# (id, workflow_id, mtime_ns, size, status, accepted, suggestions, ino, folds)
-SessionRow9 = tuple[str, str, int, int, "str | None", int, int, int, int]
+# (id, workflow_id, mtime_ns, size, status, accepted, suggestions, ino, folds, summary)
+SessionRow9 = tuple[str, str, int, int, "str | None", int, int, int, int, str]
 # (id, mtime_ns, size, workflow_id, reason, ino)
 BadRow = tuple[str, int, int, "str | None", str, int]
 # (session rows, decision rows, bad rows, files read, entries left unsure)
@@ -117,7 +117,7 @@ def parse_many(folder: str, ids: Sequence[str], derive: Derive, now_ns: int) -> 
             bads.append((sid, mtime, st.st_size, guess_workflow(raw), exc.message, st.st_ino))
             continue
         s, rows = rows_of(data, derived)
-        srows.append((s[0], s[1], mtime, st.st_size, s[2], s[3], s[4], st.st_ino, s[5]))
+        srows.append((s[0], s[1], mtime, st.st_size, s[2], s[3], s[4], st.st_ino, s[5], s[6]))
         drows.extend(rows)
     return srows, drows, bads, reads, unsure
 

@@ -100,6 +100,9 @@ def _reread(store: FileStore, sid: str) -> tuple[Any, list[Any]] | None:
     return rows_of(data, derived)
 
 
+_SESSION_FIELDS = ("id", "workflow_id", "status", "accepted", "suggestions", "folds", "summary")
+
+
 def _differences(
     idx: Index, srows: dict[str, Any], drows: dict[str, list[Any]], only: set[str] | None
 ) -> dict[str, str]:
@@ -113,8 +116,12 @@ def _differences(
             out[sid] = f"index lacks session {sid}"
         elif want is None and got is not None:
             out[sid] = f"index has session {sid}, which no readable file holds"
-        elif want != got:
-            out[sid] = f"index differs for session {sid}: {got} != {want} (file)"
+        elif got is not None and want is not None and want != got:
+            name, g, w = next(
+                ((n, g, w) for n, g, w in zip(_SESSION_FIELDS, got, want, strict=False) if g != w),
+                ("row", got, want),
+            )
+            out[sid] = f"index differs for session {sid}: {name} {g!r} != {w!r} (file)"
         else:
             want_d, got_d = drows.get(sid, []), have_d.get(sid, [])
             if want_d != got_d:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from coachctl.errors import StateError, StorageError
 from coachctl.store.files.fs import NOFOLLOW, os_reason
 
 CHUNK = 1 << 16
+SCAN_BLOCK = 1 << 20  # bytes searched at once when only some kinds are read
 
 
 def encode(events: Sequence[Mapping[str, Any]]) -> bytes:
@@ -61,13 +62,28 @@ def size(path: Path) -> int:
         return 0
 
 
-def read(path: Path, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
-    """Events after `cursor`, each with the cursor past it; stops at the current end.
+def needles(kinds: Collection[str]) -> tuple[bytes, ...]:
+    """Bytes one of whose presence a line needs to hold an event of one of `kinds`.
+
+    A JSON string without a backslash is its UTF-8 bytes as they are, so a line holding
+    neither a kind's bytes nor any backslash cannot hold that kind: it is skipped unparsed.
+    Every other line is parsed and checked, so the filter stays exact.
+    """
+    return (b"\\", *(k.encode("utf-8", "surrogatepass") for k in kinds))
+
+
+def read(
+    path: Path, cursor: str = "", kinds: Collection[str] | None = None
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Events after `cursor` (only those whose "event" is one of `kinds`, when given), each
+    with the cursor past it; stops at the current end.
 
     A line that does not parse (torn by a crash, or garbage) is skipped; a last line
     without its newline is left for the next read, since a writer may be mid-append. A log
     shorter than the cursor (rewritten by a repair) is read from its start.
     """
+    wanted = None if kinds is None else frozenset(kinds)
+    marks = needles(wanted) if wanted is not None else ()
     offset = offset_of(cursor)
     try:
         fh = open(path, "rb", opener=lambda p, flags: os.open(p, flags | NOFOLLOW))  # noqa: SIM115
@@ -79,15 +95,54 @@ def read(path: Path, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
         if os.fstat(fh.fileno()).st_size < offset:
             offset = 0
         fh.seek(offset)
-        for line in fh:
-            if not line.endswith(b"\n"):
-                return  # torn or still being written: the next read sees it whole
-            offset += len(line)
+        # Every line is a candidate for no filter, or for the empty kind (found anywhere).
+        every = wanted is None or "" in wanted
+        lines = _lines(fh, offset) if every else _candidates(fh, offset, marks)
+        for line, offset in lines:
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(obj, dict):
+            if not isinstance(obj, dict):
+                continue
+            kind = obj.get("event")
+            if wanted is None or (isinstance(kind, str) and kind in wanted):
                 yield obj, str(offset)
+
+
+def _lines(fh: BinaryIO, offset: int) -> Iterator[tuple[bytes, int]]:
+    """Each whole line from `offset`, with the offset past it (a torn last one is left)."""
+    for line in fh:
+        if not line.endswith(b"\n"):
+            return  # torn or still being written: the next read sees it whole
+        offset += len(line)
+        yield line, offset
+
+
+def _candidates(fh: BinaryIO, offset: int, marks: Sequence[bytes]) -> Iterator[tuple[bytes, int]]:
+    """The whole lines from `offset` holding one of `marks`, with the offset past each.
+
+    Searched for a big block at a time (`bytes.find` runs at C speed), not line by line:
+    the report wants the level changes, 1 line in 1,000 of the log.
+    """
+    tail = b""
+    while True:
+        block = fh.read(SCAN_BLOCK)
+        if not block:
+            return  # what is left in `tail` is torn or still being written
+        buf = tail + block
+        end = buf.rfind(b"\n") + 1
+        starts: set[int] = set()
+        for mark in marks:
+            at = buf.find(mark, 0, end)
+            while at >= 0:
+                start = buf.rfind(b"\n", 0, at) + 1
+                starts.add(start)
+                at = buf.find(mark, buf.find(b"\n", at) + 1, end)
+        for start in sorted(starts):
+            stop = buf.find(b"\n", start) + 1
+            yield buf[start:stop], offset + stop
+        offset += end
+        tail = buf[end:]

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coachctl.errors import CoachctlError
-from coachctl.store.base import BadFile, Derive, Derived, LevelChange, WindowKey
+from coachctl.store.base import (
+    BadFile,
+    Derive,
+    Derived,
+    LevelChange,
+    SessionSummary,
+    WindowKey,
+)
 from coachctl.store.files.fs import NOFOLLOW, dir_stamp, drop_link
 from coachctl.store.files.layout import INDEX_DIR, INDEX_FILE, LOCK_STORE, SESSION_SUFFIX
 from coachctl.store.files.records import (
@@ -51,7 +58,7 @@ if TYPE_CHECKING:
 
 # In its own folder (INDEX_DIR): SQLite's -wal/-shm files come and go, and must not move the
 # mtime of sessions/ that tells a warm refresh nothing changed.
-SCHEMA = "3"
+SCHEMA = "4"  # 4: sessions.summary (list_sessions without reading files)
 PENDING = "pending:"  # meta 'dir' of a stamp vouched for by writers, checked by listing
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 BATCH = 2000
@@ -63,7 +70,7 @@ CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL, status TEXT, accepted INTEGER NOT NULL,
     suggestions INTEGER NOT NULL, ino INTEGER NOT NULL DEFAULT -1,
-    folds INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    folds INTEGER NOT NULL DEFAULT 0, summary TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions(
     session_id TEXT NOT NULL, pos INTEGER NOT NULL, seq INTEGER NOT NULL,
     workflow_id TEXT NOT NULL, step_id TEXT NOT NULL, suggestion TEXT, scope TEXT NOT NULL,
@@ -437,7 +444,7 @@ class Index:
         surrogate cannot be stored) makes that session a bad file, as in `_ingest`."""
         sql_s = (
             "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-            " suggestions, ino, folds) VALUES(?,?,?,?,?,?,?,?,?)"
+            " suggestions, ino, folds, summary) VALUES(?,?,?,?,?,?,?,?,?,?)"
         )
         sql_d = "INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)"
         sql_b = "INSERT INTO bad(id, mtime_ns, size, workflow_id, reason, ino) VALUES(?,?,?,?,?,?)"
@@ -568,7 +575,9 @@ class Index:
         drows: list[DecisionRow] = []
         for data, derived, mtime, size, ino in items:
             srow, rows = rows_of(data, derived)
-            srows.append((srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5]))
+            srows.append(
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5], srow[6])
+            )
             drows.extend(rows)
         ids = [(r[0],) for r in srows]
         db.executemany("DELETE FROM sessions WHERE id=?", ids)
@@ -576,7 +585,7 @@ class Index:
         db.executemany("DELETE FROM bad WHERE id=?", ids)
         db.executemany(
             "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-            " suggestions, ino, folds) VALUES(?,?,?,?,?,?,?,?,?)",
+            " suggestions, ino, folds, summary) VALUES(?,?,?,?,?,?,?,?,?,?)",
             srows,
         )
         db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)", drows)
@@ -602,8 +611,8 @@ class Index:
             self._drop(db, srow[0])
             db.execute(
                 "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
-                " suggestions, ino, folds) VALUES(?,?,?,?,?,?,?,?,?)",
-                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5]),
+                " suggestions, ino, folds, summary) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5], srow[6]),
             )
             db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)", drows)
         except BaseException:
@@ -725,11 +734,25 @@ class Index:
 
     def session_rows(self) -> dict[str, SessionRow]:
         return {
-            r[0]: (r[0], r[1], r[2], r[3], r[4], r[5])
+            r[0]: (r[0], r[1], r[2], r[3], r[4], r[5], r[6])
             for r in self.db.execute(
-                "SELECT id, workflow_id, status, accepted, suggestions, folds FROM sessions"
+                "SELECT id, workflow_id, status, accepted, suggestions, folds, summary"
+                " FROM sessions"
             )
         }
+
+    def summaries(self, workflow_id: str | None = None) -> list[SessionSummary]:
+        """The kept `list_sessions` rows (of one workflow), in id order."""
+        import json
+
+        if workflow_id is None:
+            cur = self.db.execute("SELECT summary FROM sessions ORDER BY id")
+        else:
+            cur = self.db.execute(
+                "SELECT summary FROM sessions WHERE workflow_id=? ORDER BY id", (workflow_id,)
+            )
+        loads = json.loads
+        return [loads(r[0]) for r in cur]
 
     def folds(self, workflow_id: str) -> dict[str, int]:
         """{session id: decisions its workflow's pack must have folded} (teaching ones)."""

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from coachctl.errors import StateError
-from coachctl.store.base import SCHEMA_VERSION, Derive, Derived
+from coachctl.store.base import SCHEMA_VERSION, Derive, Derived, SessionSummary
 from coachctl.store.files.layout import SESSION_SUFFIX
 from coachctl.store.ids import ID_RE
 
 # (session_id, pos, seq, workflow_id, step_id, suggestion, scope, kind, decided_at)
 DecisionRow = tuple[str, int, int, str, str, "str | None", str, str, str]
-# (id, workflow_id, status, accepted, suggestions, folds)
-SessionRow = tuple[str, str, "str | None", int, int, int]
+# (id, workflow_id, status, accepted, suggestions, folds, summary JSON)
+SessionRow = tuple[str, str, "str | None", int, int, int, str]
 
 
 def dump_session(session: Mapping[str, Any]) -> bytes:
@@ -95,15 +95,47 @@ _DECISION_ROW = operator.itemgetter(
 )
 
 
+def summary_of(data: Mapping[str, Any], accepted: int, suggestions: int) -> SessionSummary:
+    """The `list_sessions` row of a session (the index keeps it, the full scan computes it)."""
+    steps = data.get("steps") or []
+    raw = data.get("cursor")
+    cursor = raw if isinstance(raw, int) else 0
+    status = str(data.get("status"))
+    current = steps[cursor] if 0 <= cursor < len(steps) else None
+    return {
+        "session_id": str(data["id"]),
+        "workflow_id": str(data["workflow_id"]),
+        "mode": str(data.get("mode")),
+        "status": status,
+        "step": str(current["id"])
+        if isinstance(current, dict) and status not in ("completed", "cancelled")
+        else None,
+        "done": min(cursor, len(steps)),
+        "total": len(steps),
+        "decisions": len(data.get("decisions") or []),
+        "started_by": data.get("started_by"),
+        "created_at": str(data.get("created_at")),
+        "updated_at": str(data.get("updated_at")),
+        "accepted": accepted,
+        "suggestions": suggestions,
+    }
+
+
+_SUMMARY = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list[DecisionRow]]:
-    """The index rows of a session: its trend numbers and its counted decisions."""
+    """The index rows of a session: its trend numbers, its `list_sessions` summary (JSON,
+    so `sessions` and `report` read no session file) and its counted decisions."""
     status = data.get("status")
+    accepted, suggestions = derived["accepted"], derived["suggestions"]
     srow: SessionRow = (
         str(data["id"]),
         str(data["workflow_id"]),
         status if isinstance(status, str) else None,
-        derived["accepted"],
-        derived["suggestions"],
+        accepted,
+        suggestions,
         derived["folds"],
+        _SUMMARY.encode(summary_of(data, accepted, suggestions)),
     )
     return srow, list(map(_DECISION_ROW, derived["rows"]))

@@ -14,7 +14,7 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -278,11 +278,17 @@ class FileStore:
     def list_sessions(
         self, workflow_id: str | None = None
     ) -> tuple[list[SessionSummary], list[BadFile]]:
+        """From the index's kept summaries when it can answer (no session file read), else
+        from a full scan; both list unreadable files as `bad` the same way."""
+        found = self._ask_index(lambda idx: (idx.summaries(workflow_id), idx.bad_files()))
+        if found is not None:
+            return found
         from coachctl.store.files.full import FullScan
+        from coachctl.store.files.records import summary_of
 
         scan = FullScan(self, workflow_id)
         rows = [
-            _summary(data, derived["accepted"], derived["suggestions"])
+            summary_of(data, derived["accepted"], derived["suggestions"])
             for found in scan.sessions.values()
             for data, derived in found
         ]
@@ -451,10 +457,12 @@ class FileStore:
         with self.lock(LOCK_STORE, "events"):
             log.append(self.events_path, payload)
 
-    def read_events(self, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
+    def read_events(
+        self, cursor: str = "", kinds: Collection[str] | None = None
+    ) -> Iterator[tuple[dict[str, Any], str]]:
         from coachctl.store.files import events as log
 
-        return log.read(self.events_path, cursor)
+        return log.read(self.events_path, cursor, kinds)
 
     def events_end(self) -> str:
         from coachctl.store.files import events as log
@@ -545,31 +553,6 @@ class FileStore:
     def mark_moved(self, target: str) -> None:
         self.ensure()
         write_atomic(self.sessions_dir / layout.MOVED_FILE, target.encode() + b"\n")
-
-
-def _summary(data: Mapping[str, Any], accepted: int, suggestions: int) -> SessionSummary:
-    steps = data.get("steps") or []
-    raw = data.get("cursor")
-    cursor = raw if isinstance(raw, int) else 0
-    status = str(data.get("status"))
-    current = steps[cursor] if 0 <= cursor < len(steps) else None
-    return {
-        "session_id": str(data["id"]),
-        "workflow_id": str(data["workflow_id"]),
-        "mode": str(data.get("mode")),
-        "status": status,
-        "step": str(current["id"])
-        if isinstance(current, dict) and status not in ("completed", "cancelled")
-        else None,
-        "done": min(cursor, len(steps)),
-        "total": len(steps),
-        "decisions": len(data.get("decisions") or []),
-        "started_by": data.get("started_by"),
-        "created_at": str(data.get("created_at")),
-        "updated_at": str(data.get("updated_at")),
-        "accepted": accepted,
-        "suggestions": suggestions,
-    }
 
 
 def _decisions_with_seq(

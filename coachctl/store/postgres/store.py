@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import select
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -293,13 +293,24 @@ class PostgresStore:
                 self.rollback()
                 raise
 
-    def read_events(self, cursor: str = "") -> Iterator[tuple[dict[str, Any], str]]:
+    def read_events(
+        self, cursor: str = "", kinds: Collection[str] | None = None
+    ) -> Iterator[tuple[dict[str, Any], str]]:
         last = _event_id(cursor)
+        wanted = None if kinds is None else sorted(kinds)
         while True:
-            rows = self._all(
-                "SELECT id, body FROM coachctl_events WHERE id > %s ORDER BY id LIMIT %s",
-                (last, BATCH),
-            )
+            if wanted is None:
+                rows = self._all(
+                    "SELECT id, body FROM coachctl_events WHERE id > %s ORDER BY id LIMIT %s",
+                    (last, BATCH),
+                )
+            else:  # a string "event" only, as the file store checks it
+                rows = self._all(
+                    "SELECT id, body FROM coachctl_events WHERE id > %s"
+                    " AND jsonb_typeof(body->'event') = 'string' AND body->>'event' = ANY(%s)"
+                    " ORDER BY id LIMIT %s",
+                    (last, wanted, BATCH),
+                )
             for eid, body in rows:
                 last = int(eid)
                 yield body, str(last)
