@@ -47,25 +47,24 @@ def _safe_rules(coaching: Any, step: Any = None, **overrides: Any) -> metrics.Ru
 
 
 class _Scopes:
-    """What the store's rows cannot say by themselves: which scopes of a workflow were seen,
-    and each one's session count and trend. Read from the workflow's sessions (only for a
-    workflow with a trust_scope; an unscoped one costs nothing here)."""
+    """What the windows cannot say by themselves: which scopes of a workflow were seen, and
+    each one's session count and trend. Read from the store's session summaries (each keeps
+    the scope key its decisions count toward: the index on the file store, a column on
+    PostgreSQL), so no session is re-read; an unscoped workflow costs nothing here."""
 
     def __init__(self, store: Store, workflow_id: str, names: Sequence[str]) -> None:
         self.found: dict[str, scope.Scope] = {}
         self.rates: dict[str, list[float | None]] = {}
         wanted = set(names)
-        for data in store.iter_sessions(workflow_id):
-            own = scope.scope_of(data)
+        summaries, _bad = store.list_sessions(workflow_id)
+        for row in summaries:
+            key = str(row.get("scope") or "")
+            own = scope.parse_key(key) or {}
             if set(own) != wanted:  # counted under another trust_scope (or none): not here
                 continue
-            key = scope.key_of(own)
             self.found[key] = own
-            kinds = [
-                metrics.classify(d) for d in data.get("decisions") or [] if isinstance(d, dict)
-            ]
-            c = metrics.counts([k for k in kinds if k is not None])
-            self.rates.setdefault(key, []).append(metrics.rate(c))
+            accepted, judged = int(row["accepted"]), int(row["suggestions"])
+            self.rates.setdefault(key, []).append(accepted / judged if judged else None)
 
     def pick(
         self,

@@ -81,6 +81,7 @@ def derive(data: Mapping[str, Any]) -> Derived:
         "accepted": c["accepted"],
         "suggestions": c["suggestions"],
         "folds": len(decisions) if learning.teaches(data) else 0,
+        "scope": scope,
     }
 
 

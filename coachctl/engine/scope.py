@@ -6,13 +6,13 @@ and say nothing about prod. A *scope* is a mapping {variable: value} over the wo
 be stored, compared and grouped by as a plain string on any store.
 
 Decided where the contract is silent:
-- The names come from the workflow as it is now (its file; for a workflow whose file is gone,
-  its latest session's recorded `coaching.trust_scope`): adding `trust_scope: [env]` later
-  splits the existing history by the env each session had, instead of starting from zero.
-- A session's values are those it recorded at start (`scope`), else its `variables`: sessions
-  written before scopes existed count toward the values they ran with. A session that never
-  had a value for a scope variable (the variable was added later) has `null` there: it counts
-  toward no scope that a run can ask for.
+- A session's scope names are the `trust_scope` its `coaching` snapshot recorded at start, and
+  its values are those it recorded (`scope`), else its `variables`. The stores derive each
+  session's rows once, when it is written, so a session recorded before its workflow had a
+  `trust_scope` counts toward no scope: adding `trust_scope: [env]` later starts every scope
+  at zero (it fails closed) rather than splitting the old history by the env each session had.
+- A session that never had a value for a scope variable has `null` there: it counts toward
+  no scope that a run can ask for.
 - A session's scope is fixed at start: `resume` and `decide` take no `--var`, so nothing can
   change it later (click refuses the option, exit 2).
 Pure engine code: no click, no printing.

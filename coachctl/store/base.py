@@ -55,6 +55,7 @@ class SessionSummary(TypedDict):
     updated_at: str
     accepted: int  # counted decisions (metrics.classify) of the whole session
     suggestions: int
+    scope: str  # the trust-scope key its decisions count toward ("" without a trust_scope)
 
 
 class DecisionRow(TypedDict):
@@ -89,6 +90,7 @@ class Derived(TypedDict):
     accepted: int
     suggestions: int
     folds: int
+    scope: str  # the session's trust-scope key (`engine/scope.py`), "" without one
 
 
 #: The engine's pure function from a session dict to its rows. A store that keeps derived

@@ -283,3 +283,43 @@ def test_a_steps_own_rules_equal_a_workflow_written_with_them(
                 assert a["steps"][1]["rules"] == b["rules"]
             with_own.forget_index()
             written.forget_index()
+
+
+def test_scopes_seen_come_from_the_kept_summaries_not_the_session_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which scopes a workflow has seen, with their session counts and trends, is read from
+    the store's session summaries (the index), so a warm `stats` re-reads no session file."""
+    import os
+    import time
+
+    from coachctl.store.files import full
+
+    sessions = [_session(i, env, ["accept"] * 4, "full") for i, env in
+                enumerate(["staging", "prod", "dev", "prod"])]  # fmt: skip
+    text = WORKFLOW.format(scope="  trust_scope: [env]\n", window=50, strict="false")
+    store = _home(tmp_path / "h", sessions, text)
+    old = time.time_ns() - 10**10  # older than the index's racy second: never re-read
+    for path in [*(tmp_path / "h" / "sessions").glob("*.json"), tmp_path / "h" / "sessions"]:
+        os.utime(path, ns=(old, old))
+    history.report(store, ["ship"])  # builds the index, as any command does
+    warm = file_store(tmp_path / "h")
+    scans: list[int] = []
+    real = full.FullScan.__init__
+
+    def scanning(self: Any, *args: Any, **kw: Any) -> None:
+        scans.append(1)
+        real(self, *args, **kw)
+
+    monkeypatch.setattr(full.FullScan, "__init__", scanning)
+    monkeypatch.setattr(FileStore, "iter_sessions", lambda *a, **k: iter(()))
+    rows = history.report(warm, ["ship"]).workflows
+    assert sorted(str(w["scope"]["env"]) for w in rows) == ["dev", "prod", "staging"]
+    assert {str(w["scope"]["env"]): w["sessions"] for w in rows} == {
+        "dev": 1,
+        "prod": 2,
+        "staging": 1,
+    }
+    assert scans == []
+    idx = warm.index()
+    assert idx is not None and idx.reads == 0

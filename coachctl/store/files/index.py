@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 # In its own folder (INDEX_DIR): SQLite's -wal/-shm files come and go, and must not move the
 # mtime of sessions/ that tells a warm refresh nothing changed.
-SCHEMA = "4"  # 4: sessions.summary (list_sessions without reading files)
+SCHEMA = "5"  # 4: sessions.summary (list_sessions without reading files); 5: its scope
 PENDING = "pending:"  # meta 'dir' of a stamp vouched for by writers, checked by listing
 RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
 BATCH = 2000

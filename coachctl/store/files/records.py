@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from coachctl.errors import StateError
-from coachctl.store.base import SCHEMA_VERSION, Derive, Derived, SessionSummary
+from coachctl.store.base import SCHEMA_VERSION, Derive, Derived
 from coachctl.store.files.layout import SESSION_SUFFIX
 from coachctl.store.ids import ID_RE
+from coachctl.store.summary import summary_of
 
 # (session_id, pos, seq, workflow_id, step_id, suggestion, scope, kind, decided_at)
 DecisionRow = tuple[str, int, int, str, str, "str | None", str, str, str]
@@ -95,32 +96,6 @@ _DECISION_ROW = operator.itemgetter(
 )
 
 
-def summary_of(data: Mapping[str, Any], accepted: int, suggestions: int) -> SessionSummary:
-    """The `list_sessions` row of a session (the index keeps it, the full scan computes it)."""
-    steps = data.get("steps") or []
-    raw = data.get("cursor")
-    cursor = raw if isinstance(raw, int) else 0
-    status = str(data.get("status"))
-    current = steps[cursor] if 0 <= cursor < len(steps) else None
-    return {
-        "session_id": str(data["id"]),
-        "workflow_id": str(data["workflow_id"]),
-        "mode": str(data.get("mode")),
-        "status": status,
-        "step": str(current["id"])
-        if isinstance(current, dict) and status not in ("completed", "cancelled")
-        else None,
-        "done": min(cursor, len(steps)),
-        "total": len(steps),
-        "decisions": len(data.get("decisions") or []),
-        "started_by": data.get("started_by"),
-        "created_at": str(data.get("created_at")),
-        "updated_at": str(data.get("updated_at")),
-        "accepted": accepted,
-        "suggestions": suggestions,
-    }
-
-
 _SUMMARY = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -136,6 +111,6 @@ def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list
         accepted,
         suggestions,
         derived["folds"],
-        _SUMMARY.encode(summary_of(data, accepted, suggestions)),
+        _SUMMARY.encode(summary_of(data, derived)),
     )
     return srow, list(map(_DECISION_ROW, derived["rows"]))

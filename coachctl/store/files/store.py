@@ -284,13 +284,11 @@ class FileStore:
         if found is not None:
             return found
         from coachctl.store.files.full import FullScan
-        from coachctl.store.files.records import summary_of
+        from coachctl.store.summary import summary_of
 
         scan = FullScan(self, workflow_id)
         rows = [
-            summary_of(data, derived["accepted"], derived["suggestions"])
-            for found in scan.sessions.values()
-            for data, derived in found
+            summary_of(data, derived) for found in scan.sessions.values() for data, derived in found
         ]
         rows.sort(key=lambda r: r["session_id"])
         return rows, scan.bad

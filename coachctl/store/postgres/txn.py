@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from coachctl.errors import SessionNotFound, StateError
 from coachctl.store.base import Derived, LevelChange, WindowKey
 from coachctl.store.postgres import schema
-from coachctl.store.postgres.summary import summary
+from coachctl.store.summary import summary_of
 
 if TYPE_CHECKING:
     from coachctl.store.postgres.store import PostgresStore
@@ -67,7 +67,7 @@ def session_writes(
     """SQL that stores a session and replaces all its decision rows."""
     sid = str(session["id"])
     body = dumps(session)
-    summ = dumps(summary(session, derived["accepted"], derived["suggestions"]))
+    summ = dumps(summary_of(session, derived))
     values: tuple[Any, ...] = (
         sid,
         str(session["workflow_id"]),

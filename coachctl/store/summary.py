@@ -1,15 +1,17 @@
-"""A session's one-line summary (`SessionSummary`), kept in its row for `sessions`."""
+"""A session's one-line summary (`SessionSummary`): the same fields by the same rules on
+every store, so `sessions`, `show`/`resume` without a reference and `report` agree."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from coachctl.store.base import SessionSummary
+from coachctl.store.base import Derived, SessionSummary
 
 
-def summary(data: Mapping[str, Any], accepted: int, suggestions: int) -> SessionSummary:
-    """The same fields, by the same rules, as the file store lists them."""
+def summary_of(data: Mapping[str, Any], derived: Derived) -> SessionSummary:
+    """The `list_sessions` row of a session; every store keeps or computes it by these rules
+    (the file store's index and full scan, a PostgreSQL row)."""
     steps = data.get("steps") or []
     raw = data.get("cursor")
     cursor = raw if isinstance(raw, int) else 0
@@ -29,6 +31,7 @@ def summary(data: Mapping[str, Any], accepted: int, suggestions: int) -> Session
         "started_by": data.get("started_by"),
         "created_at": str(data.get("created_at")),
         "updated_at": str(data.get("updated_at")),
-        "accepted": accepted,
-        "suggestions": suggestions,
+        "accepted": derived["accepted"],
+        "suggestions": derived["suggestions"],
+        "scope": derived["scope"],
     }
