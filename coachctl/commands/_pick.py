@@ -25,9 +25,9 @@ def store_name(store: Any) -> str:
 
 def listing(store: Any) -> list[dict[str, Any]]:
     """Every readable session's summary (the same listing `coachctl sessions` prints)."""
-    from coachctl.engine import actions
+    from coachctl.engine import views
 
-    rows, _bad = actions.list_sessions(store)
+    rows, _bad = views.list_sessions(store)
     return rows
 
 

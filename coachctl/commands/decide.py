@@ -65,7 +65,7 @@ def decide(
     accept runs the suggestion, correct runs --correction instead, reject/manual/skip run
     nothing. A command that fails keeps the session at the step and exits 1.
     """
-    from coachctl.engine import actions
+    from coachctl.engine import deciding, views
     from coachctl.errors import Interrupted, StepFailed
 
     store = get_store(ctx)
@@ -77,7 +77,7 @@ def decide(
         last[0] = chunk[-1:] or last[0]
 
     try:
-        out = actions.decide(
+        out = deciding.decide(
             store,
             session,
             decision,
@@ -97,7 +97,7 @@ def decide(
             f"coachctl resume {out.session.id}",
             out.exit_status,
         )
-    print_state(actions.state(store, out.session), fmt)
+    print_state(views.state(store, out.session), fmt)
     if out.failed and out.record is not None:
         from coachctl.commands._output import outcome_text
 

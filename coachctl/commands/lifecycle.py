@@ -21,11 +21,11 @@ Examples:
 @click.pass_context
 def pause(ctx: click.Context, session: str, reason: str | None, fmt: str) -> None:
     """Pause SESSION; `coachctl resume SESSION` comes back to the same step."""
-    from coachctl.engine import actions
+    from coachctl.engine import lifecycle, views
 
     store = get_store(ctx)
-    s = actions.pause(store, session, reason)
-    print_state(actions.state(store, s), fmt)
+    s = lifecycle.pause(store, session, reason)
+    print_state(views.state(store, s), fmt)
 
 
 RESUME_EPILOG = """\b
@@ -50,7 +50,7 @@ def resume(ctx: click.Context, session: str | None, no_input: bool, fmt: str) ->
     """
     from coachctl.commands._pick import RESUME_LATEST, latest, resolve_resumable
     from coachctl.commands.run import drive
-    from coachctl.engine import actions
+    from coachctl.engine import lifecycle
 
     store = get_store(ctx)
     sid = (
@@ -58,7 +58,7 @@ def resume(ctx: click.Context, session: str | None, no_input: bool, fmt: str) ->
         if session is None
         else resolve_resumable(store, session)
     )
-    s = actions.resume(store, sid)
+    s = lifecycle.resume(store, sid)
     drive(ctx, store, s, no_input=no_input, fmt=fmt)
 
 
@@ -74,8 +74,8 @@ Examples:
 @click.pass_context
 def cancel(ctx: click.Context, session: str, fmt: str) -> None:
     """End SESSION for good (its decisions still count)."""
-    from coachctl.engine import actions
+    from coachctl.engine import lifecycle, views
 
     store = get_store(ctx)
-    s = actions.cancel(store, session)
-    print_state(actions.state(store, s), fmt)
+    s = lifecycle.cancel(store, session)
+    print_state(views.state(store, s), fmt)

@@ -255,15 +255,15 @@ class Panel:
     # -- the loop --------------------------------------------------------------------
 
     def loop(self) -> None:
-        from coachctl.engine import actions
+        from coachctl.engine import persist, views
 
         while True:
-            session = actions.load(self.store, self.sid)
+            session = persist.load(self.store, self.sid)
             step = session.current_step
             if session.status != "active" or step is None:
                 self.finish(session)
                 return
-            state = actions.state(self.store, session)
+            state = views.state(self.store, session)
             trust = trust_of(self.store, session, step)
             self.draw(session, state, trust)
             choice = self.choose(session, state)
@@ -404,9 +404,9 @@ class Panel:
             self.wrapped(text, f"    {k:<7}", " " * 11)
 
     def pause(self, session: Session, step: Mapping[str, Any]) -> None:
-        from coachctl.engine import actions
+        from coachctl.engine import lifecycle
 
-        actions.pause(self.store, self.sid, "paused from the panel")
+        lifecycle.pause(self.store, self.sid, "paused from the panel")
         self.echo(
             f"paused at step {step['index'] + 1}/{len(session.steps)} ({step['id']}); "
             f"continue with: coachctl resume {self.sid}"
@@ -416,7 +416,7 @@ class Panel:
         self, session: Session, step: Mapping[str, Any], decision: str, kwargs: dict[str, Any]
     ) -> bool:
         """Make the decision, streaming a command's output; False if it was refused."""
-        from coachctl.engine import actions
+        from coachctl.engine import deciding
         from coachctl.errors import CoachctlError, Stopped
 
         to_run = kwargs.get("correction") if decision == "correct" else step.get("command")
@@ -424,7 +424,7 @@ class Panel:
             self.wrapped(str(to_run), self.style("  running: $ ", dim=True), "             ")
         out_stream = LineTracker()
         try:
-            out = actions.decide(
+            out = deciding.decide(
                 self.store,
                 self.sid,
                 decision,
@@ -461,22 +461,22 @@ class Panel:
     def run_auto(self, session: Session) -> None:
         """In mixed sessions, run the AUTO steps that follow the decision, one line each."""
         from coachctl.commands.run import progress_line
-        from coachctl.engine import actions
+        from coachctl.engine import auto, persist
 
-        fresh = actions.load(self.store, self.sid)
+        fresh = persist.load(self.store, self.sid)
         if fresh.mode not in ("mixed", "auto") or fresh.status != "active":
             return
         # Like `drive`: one line per step; the output is kept in the session (`coachctl show`).
-        out = actions.run_auto_steps(self.store, fresh, stream=None, progress=progress_line)
+        out = auto.run_auto_steps(self.store, fresh, stream=None, progress=progress_line)
         if out.interrupted:
             from coachctl.errors import Stopped
 
             raise Stopped(out.exit_status - 128)
 
     def finish(self, session: Session) -> None:
-        from coachctl.engine import actions
+        from coachctl.engine import views
 
-        state = actions.state(self.store, session)
+        state = views.state(self.store, session)
         self.echo()
         done = state["progress"]
         if session.status == "completed":

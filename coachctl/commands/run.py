@@ -19,7 +19,7 @@ from coachctl.commands._common import (
 from coachctl.commands._output import outcome_text, output_options, to_json
 
 if TYPE_CHECKING:
-    from coachctl.engine.actions import Plan
+    from coachctl.engine.planning import Plan
     from coachctl.engine.session import Session
     from coachctl.store.base import Store
 
@@ -88,13 +88,13 @@ def start_session(
     fmt: str,
 ) -> None:
     """Plan, check what `--mode auto` needs, then start and drive (or only print the plan)."""
-    from coachctl.engine import actions
+    from coachctl.engine import planning
     from coachctl.errors import UsageError
 
     if force and mode != "auto":
         raise UsageError("--force goes with --mode auto only")
     store = get_store(ctx)
-    p = actions.plan(store, workflow, mode=mode, var_items=var_items, start_at=start_at)
+    p = planning.plan(store, workflow, mode=mode, var_items=var_items, start_at=start_at)
     if dry_run:
         from coachctl.engine import history
 
@@ -108,7 +108,7 @@ def start_session(
         if p.blocking:
             names = ", ".join(s["step_id"] for s in p.blocking)
             click.echo(f"coachctl: --force: running steps that are not ready: {names}", err=True)
-    session = actions.start(store, p)
+    session = planning.start(store, p)
     drive(ctx, store, session, no_input=no_input, fmt=fmt)
 
 
@@ -254,11 +254,11 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
     Steps that run unasked print one progress line each (their output is kept in the
     session: `coachctl show`). `auto` stops at the first failure: the session is `failed`.
     """
-    from coachctl.engine import actions
+    from coachctl.engine import auto, deciding, lifecycle, views
     from coachctl.errors import Interrupted, StepFailed, Stopped, stop_status
 
     try:
-        out = actions.run_auto_steps(store, session, stream=None, progress=Progress(fmt))
+        out = auto.run_auto_steps(store, session, stream=None, progress=Progress(fmt))
         session = out.session
         if out.interrupted:
             raise Stopped(out.exit_status - 128)
@@ -267,7 +267,7 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
 
             interact(ctx, store, session.id)
             return
-        print_state(actions.state(store, session), fmt, ran_alone(session.decisions))
+        print_state(views.state(store, session), fmt, ran_alone(session.decisions))
         if out.failed:
             rec = out.record or {}
             why = outcome_text(rec, (session.current_step or {}).get("timeout"))
@@ -277,8 +277,8 @@ def drive(ctx: click.Context, store: Store, session: Session, *, no_input: bool,
             )
     except KeyboardInterrupt as exc:
         status = stop_status(exc)
-        why = "Ctrl-C" if status == 130 else actions.signal_name(status - 128)
-        actions.pause_quietly(store, session.id, f"interrupted ({why})")
+        why = "Ctrl-C" if status == 130 else deciding.signal_name(status - 128)
+        lifecycle.pause_quietly(store, session.id, f"interrupted ({why})")
         raise Interrupted(
             f"interrupted: session {session.id} paused; "
             f"continue with: coachctl resume {session.id}",

@@ -68,9 +68,9 @@ def sessions(
     columns: str | None,
 ) -> None:
     """List the home's sessions, oldest first."""
-    from coachctl.engine import actions
+    from coachctl.engine import views
 
-    rows, bad = actions.list_sessions(get_store(ctx), workflow=workflow, status=status, mode=mode)
+    rows, bad = views.list_sessions(get_store(ctx), workflow=workflow, status=status, mode=mode)
     for line in bad:
         warn(f"skipped {line}")
     if fmt == "table":  # "2/3" reads better than two columns; CSV and JSON keep done, total
@@ -100,11 +100,11 @@ def show(ctx: click.Context, session: str | None, wide: bool, fmt: str) -> None:
     """Show SESSION: its state and every decision made on it (command, outcome, feedback,
     the end of its output). Without SESSION: the most recent session."""
     from coachctl.commands._pick import latest
-    from coachctl.engine import actions
+    from coachctl.engine import persist, views
 
     store = get_store(ctx)
-    s = actions.load(store, session if session is not None else latest(store, None, "session"))
-    state = actions.state(store, s)
+    s = persist.load(store, session if session is not None else latest(store, None, "session"))
+    state = views.state(store, s)
     if fmt == "json":
         state = dict(state)
         state["decisions"] = s.decisions

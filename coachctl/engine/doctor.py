@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def doctor(store: Store, *, repair: bool = False) -> tuple[list[Finding], int]:
     """Findings (problems and notes) and how many sessions were checked. With `repair`,
     what is derived is rebuilt first; what cannot be repaired stays a problem."""
-    from coachctl.engine.actions import opened
+    from coachctl.engine.persist import opened
     from coachctl.errors import CoachctlError
 
     findings, checked = store.doctor(repair=repair)

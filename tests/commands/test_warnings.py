@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coachctl.engine import actions
+from coachctl.engine import persist
 from coachctl.errors import one_line
 from tests.conftest import Cli, write_workflow
 
@@ -33,7 +33,7 @@ def test_the_warning_and_the_error_show_a_name_the_same_way(cli: Cli, home: Path
 
 
 def test_the_engine_warning_channel_escapes_too(capsys: pytest.CaptureFixture[str]) -> None:
-    actions.warn(f"coachctl: warning: {HOSTILE}")
+    persist.warn(f"coachctl: warning: {HOSTILE}")
     err = capsys.readouterr().err
     assert err == "coachctl: warning: evil\\x1b]0;pwned\\x07\\x9b31m  name\n"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from coachctl.engine import actions, history
+from coachctl.engine import deciding, history, persist, views
 from coachctl.engine.stores import file_store
 from coachctl.engine.workflow import load_workflow
 from tests.conftest import Cli, write_workflow
@@ -89,7 +89,7 @@ def test_state_level_and_metrics_agree_with_full_recomputation(cli: Cli, fast: P
     store, full = file_store(fast), file_store(fast, use_index=False)
     wf = load_workflow(fast / "workflows" / "fast.yaml")
     assert history.workflow_metrics(store, wf) == history.workflow_metrics(full, wf)
-    session = actions.load(store, sid)
+    session = persist.load(store, sid)
     step = session.current_step
     assert step is not None
     assert history.step_level(store, session, step) == history.step_level(full, session, step)
@@ -138,8 +138,8 @@ def test_decide_reads_no_other_session_file(
     monkeypatch.setattr(os, "scandir", spy_dir)
     monkeypatch.setattr(os, "listdir", spy_list)
     store = file_store(fast)
-    outcome = actions.decide(store, sid, "accept", no_exec=True)
-    state = actions.state(store, outcome.session)
+    outcome = deciding.decide(store, sid, "accept", no_exec=True)
+    state = views.state(store, outcome.session)
     assert state["step"]["level"] == "COACHING"
     read = {t for t in touched if t.endswith(".json") or t.startswith(("scan", "list"))}
     assert read == {str(sessions / f"{sid}.json")}

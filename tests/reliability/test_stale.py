@@ -97,11 +97,11 @@ def test_a_step_running_in_a_killed_process_is_interrupted_and_not_rerun(
     resumed = run(home, "resume", sid, "--no-input", "--format", "json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["step"]["status"] == "interrupted"
-    from coachctl.engine import actions
+    from coachctl.engine import auto, deciding, persist
     from coachctl.engine.stores import file_store
 
     store = file_store(home)
-    out = actions.run_auto_steps(store, actions.load(store, sid))
+    out = auto.run_auto_steps(store, persist.load(store, sid))
     assert out.auto_runs == []
     assert marker.read_text() == "ran\n"
     # Even when the AUTO loop's own look came before the step was marked (a race), the
@@ -109,7 +109,7 @@ def test_a_step_running_in_a_killed_process_is_interrupted_and_not_rerun(
     from coachctl.errors import StateError
 
     with pytest.raises(StateError, match="a person must decide it"):
-        actions.decide(store, sid, "accept", step_guard="long", decided_by="auto")
+        deciding.decide(store, sid, "accept", step_guard="long", decided_by="auto")
     assert marker.read_text() == "ran\n"
 
 

@@ -34,7 +34,7 @@ OLD = time.time_ns() - 10**10
 CHILD = r"""
 import os, signal, sys, time
 from pathlib import Path
-from coachctl.engine import actions
+from coachctl.engine import deciding
 from coachctl.engine.stores import file_store
 from coachctl.store.files.index import Index
 from coachctl.store.files.store import FileStore as Store
@@ -63,7 +63,7 @@ if "written" in modes or "kill" in modes:
         wait("written")
         return after(*args, **kwargs)
     Index.update = paused_after
-actions.decide(file_store(Path(home)), sid, "accept", no_exec=True)
+deciding.decide(file_store(Path(home)), sid, "accept", no_exec=True)
 """
 
 

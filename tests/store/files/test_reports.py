@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coachctl.engine import actions
+from coachctl.engine import views
 from coachctl.engine.stores import file_store
 from tests.conftest import Cli
 
@@ -36,5 +36,5 @@ def test_session_summaries_count_what_each_session_decided(cli: Cli, home: Path)
         (sid, 1, 1, 1)
     ]
     assert [b.session_id for b in bad] == ["zzzz-bad"]
-    rows, messages = actions.list_sessions(file_store(home), status="active")
+    rows, messages = views.list_sessions(file_store(home), status="active")
     assert [r["session_id"] for r in rows] == [sid] and "not valid JSON" in messages[0]
