@@ -58,7 +58,7 @@ INDEXES = (
     " ON decisions(workflow_id, step_id, suggestion, scope, seq, session_id, pos, kind)",
     "CREATE INDEX IF NOT EXISTS decisions_seq ON decisions(seq)",
 )
-DDL = _TABLES + "".join(f"{stmt};\n" for stmt in INDEXES)
+_DDL = _TABLES + "".join(f"{stmt};\n" for stmt in INDEXES)
 
 _NAMES = {
     "meta",
@@ -123,7 +123,7 @@ class IndexFile:
             if names >= _NAMES:
                 return
             # A table went missing: recreate it and let the next refresh scan everything.
-            conn.executescript(DDL)
+            conn.executescript(_DDL)
             conn.execute("DELETE FROM meta WHERE key IN ('complete', 'dir')")
             return
         if row is not None:  # another schema: start again
@@ -134,7 +134,7 @@ class IndexFile:
             self.conn = conn
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(DDL)
+        conn.executescript(_DDL)
         conn.execute("INSERT OR REPLACE INTO meta VALUES('schema', ?)", (SCHEMA,))
 
     def close(self) -> None:
