@@ -146,7 +146,8 @@ def _kind_totals(drows: dict[str, list[Any]], srows: dict[str, Any]) -> Counter[
 def _check_index(store: FileStore, full: FullScan, repair: bool) -> list[Finding]:
     import sqlite3
 
-    from coachctl.store.files.index import Index, IndexUnavailable
+    from coachctl.store.files.index import Index
+    from coachctl.store.files.index_db import IndexUnavailable
 
     store.forget_index()
     try:

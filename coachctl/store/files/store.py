@@ -354,7 +354,8 @@ class FileStore:
         import sqlite3
 
         from coachctl.errors import CoachctlError
-        from coachctl.store.files.index import Index, IndexUnavailable
+        from coachctl.store.files.index import Index
+        from coachctl.store.files.index_db import IndexUnavailable
 
         if self._index is None:
             if self._index_failed:

@@ -249,9 +249,10 @@ def test_unwritable_index_falls_back_without_failing(
     store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from coachctl.store.files import index as index_mod
+    from coachctl.store.files.index_db import IndexUnavailable
 
     def refuse(self: Index) -> None:
-        raise index_mod.IndexUnavailable("read-only")
+        raise IndexUnavailable("read-only")
 
     monkeypatch.setattr(index_mod.Index, "_connect", refuse)
     write(store, session("s1", "w1", [decision("a", "accept", "echo a", "t")]))

@@ -1,0 +1,289 @@
+"""Putting session files into the index: re-reading changed ones, and a cold build's load.
+
+Why its own module: this is where a file's bytes become rows, with the checks that keep the
+index honest about what it read (the stat of exactly what was read, a file changed while
+read, a young "racy" mtime stored as -1 so it is read again, invalid text made a bad file).
+The worker side of a cold build is coldbuild.py; this is the parent's side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coachctl.errors import CoachctlError
+from coachctl.store.base import BadFile, Derived
+from coachctl.store.files.fs import NOFOLLOW
+from coachctl.store.files.index_db import INDEXES, IndexFile
+from coachctl.store.files.layout import SESSION_SUFFIX
+from coachctl.store.files.records import (
+    DecisionRow,
+    guess_workflow,
+    read_session_bytes,
+    rows_of,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+RACY_NS = 1_000_000_000  # a timestamp this young may still change within the same tick
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"unreadable session file {path}: a symlink (refused)"
+    return f"cannot read {path}: {exc.strerror or exc}"
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | NOFOLLOW)
+
+
+def stable_mtime(mtime_ns: int, now_ns: int) -> int:
+    """A young mtime may change again within its tick: store -1 so it is re-read."""
+    return -1 if now_ns - mtime_ns < RACY_NS else mtime_ns
+
+
+class IndexLoad(IndexFile):
+    """Writing session rows (a mixin of `Index`; `refresh` and `update` decide when)."""
+
+    def _cold(self, ids: Sequence[str], now_ns: int) -> bool | None:
+        """Fill the empty tables with the rows of all these files in one transaction
+        (see coldbuild); False if any entry stays unsure, None when the tables were not
+        empty after all or a worker failed (then the one-by-one path does it)."""
+        from coachctl.store.files import coldbuild
+
+        if self._rows_exist():
+            return None
+        folder = str(self.store.sessions_dir)
+        self.workers = coldbuild.worker_count(len(ids))
+        # Forked before any lock is taken: a worker holds none of the parent's locks.
+        try:
+            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, self.workers)
+        except OSError:  # no fork now (EAGAIN, ENOMEM): the same build in this process
+            self.workers = 0
+            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, 0)
+        try:
+            chunks = (
+                workers if self.workers else coldbuild.in_process(folder, ids, self.derive, now_ns)
+            )
+            # Derived data: a crash mid-build loses nothing that a rebuild does not restore.
+            self.db.execute("PRAGMA synchronous=OFF")
+            with self._write() as db:
+                if self._rows_exist():
+                    return None  # another process filled them meanwhile
+                for stmt in INDEXES:
+                    db.execute("DROP INDEX IF EXISTS " + stmt.split()[5])
+                clean, read = True, 0
+                for srows, drows, bads, reads, unsure in chunks:
+                    read += reads
+                    clean &= not unsure
+                    self._insert_chunk(db, srows, drows, bads)
+                for stmt in INDEXES:
+                    db.execute(stmt)
+            self.reads += read
+            return clean
+        except coldbuild.WorkerFailed:
+            return None
+        finally:
+            workers.close()
+            with contextlib.suppress(Exception):
+                self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def _rows_exist(self) -> bool:
+        return any(
+            self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            for table in ("sessions", "decisions", "bad")
+        )
+
+    @staticmethod
+    def _insert_chunk(
+        db: sqlite3.Connection,
+        srows: Sequence[tuple[Any, ...]],
+        drows: Sequence[tuple[Any, ...]],
+        bads: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Plain inserts of a cold build's batch; one session's invalid text (a lone
+        surrogate cannot be stored) makes that session a bad file, as in `_ingest`."""
+        sql_s = (
+            "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
+            " suggestions, ino, folds, summary) VALUES(?,?,?,?,?,?,?,?,?,?)"
+        )
+        sql_d = "INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)"
+        sql_b = "INSERT INTO bad(id, mtime_ns, size, workflow_id, reason, ino) VALUES(?,?,?,?,?,?)"
+        db.execute("SAVEPOINT batch")
+        try:
+            db.executemany(sql_s, srows)
+            db.executemany(sql_d, drows)
+            db.executemany(sql_b, bads)
+            db.execute("RELEASE batch")
+            return
+        except UnicodeEncodeError:
+            db.execute("ROLLBACK TO batch")
+            db.execute("RELEASE batch")
+        by_session: dict[str, list[tuple[Any, ...]]] = {}
+        for row in drows:
+            by_session.setdefault(row[0], []).append(row)
+        for srow in srows:
+            db.execute("SAVEPOINT put")
+            try:
+                db.execute(sql_s, srow)
+                db.executemany(sql_d, by_session.get(srow[0], []))
+            except UnicodeEncodeError:
+                db.execute("ROLLBACK TO put")
+                bads = [
+                    *bads,
+                    (srow[0], srow[2], srow[3], srow[1], "cannot index: invalid text", srow[7]),
+                ]
+            db.execute("RELEASE put")
+        for bad in bads:
+            try:
+                db.execute(sql_b, bad)
+            except UnicodeEncodeError:
+                db.execute(sql_b, (*bad[:3], None, *bad[4:]))
+
+    def _ingest(self, ids: Sequence[str], now_ns: int) -> bool:
+        """Re-read these files and replace their rows; False if any entry stays unsure."""
+        loaded: list[tuple[str, os.stat_result, tuple[Any, Derived] | None, BadFile | None]] = []
+        for sid in ids:
+            path = self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"
+            try:
+                with open(path, "rb", opener=_nofollow) as fh:
+                    st = os.fstat(fh.fileno())  # the stat of exactly what we read
+                    raw = fh.read()
+            except FileNotFoundError:
+                continue  # removed meanwhile: the next scan drops it
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    st = os.stat(path)
+                    loaded.append(
+                        (
+                            sid,
+                            st,
+                            None,
+                            BadFile(sid, str(path), _unreadable(path, exc)),
+                        )
+                    )
+                continue
+            self.reads += 1
+            try:
+                data, derived = read_session_bytes(raw, path, self.derive)
+                loaded.append((sid, st, (data, derived), None))
+            except CoachctlError as exc:
+                loaded.append(
+                    (sid, st, None, BadFile(sid, str(path), exc.message, guess_workflow(raw)))
+                )
+        clean = True
+        puts: list[tuple[Any, Derived, int, int, int]] = []  # (data, rows, mtime, size, ino)
+        with self._write() as db:
+            for sid, st, parsed, bad in loaded:
+                try:
+                    now = os.stat(self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}")
+                except OSError:
+                    clean = False
+                    continue
+                if (now.st_mtime_ns, now.st_size, now.st_ino) != (
+                    st.st_mtime_ns,
+                    st.st_size,
+                    st.st_ino,
+                ):
+                    clean = False  # changed while we read it: its writer or the next scan wins
+                    continue
+                mtime = stable_mtime(st.st_mtime_ns, now_ns)
+                clean &= mtime >= 0
+                if parsed is not None:
+                    puts.append((parsed[0], parsed[1], mtime, st.st_size, st.st_ino))
+                    continue
+                assert bad is not None
+                self._put_bad(db, sid, mtime, st.st_size, st.st_ino, bad)
+            # One statement per table for the whole batch (a cold build of 100,000 sessions
+            # was 700,000 statements); one session's invalid text falls back to one by one.
+            db.execute("SAVEPOINT batch")
+            try:
+                self._put_many(db, puts)
+                db.execute("RELEASE batch")
+            except UnicodeEncodeError:
+                db.execute("ROLLBACK TO batch")
+                db.execute("RELEASE batch")
+                for sdata, derived, mtime, size, ino in puts:
+                    try:
+                        self._put(db, sdata, derived, mtime, size, ino)
+                    except UnicodeEncodeError:
+                        sid = str(sdata["id"])
+                        bad = BadFile(
+                            sid,
+                            str(self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"),
+                            "cannot index: invalid text",
+                            str(sdata.get("workflow_id")),
+                        )
+                        self._put_bad(db, sid, mtime, size, ino, bad)
+        return clean
+
+    def _put_bad(
+        self, db: sqlite3.Connection, sid: str, mtime: int, size: int, ino: int, bad: BadFile
+    ) -> None:
+        self._drop(db, sid)
+        db.execute(
+            "INSERT OR REPLACE INTO bad(id, mtime_ns, size, workflow_id, reason, ino)"
+            " VALUES(?,?,?,?,?,?)",
+            (sid, mtime, size, bad.workflow_id, bad.reason, ino),
+        )
+
+    @staticmethod
+    def _put_many(
+        db: sqlite3.Connection, items: Sequence[tuple[Mapping[str, Any], Derived, int, int, int]]
+    ) -> None:
+        """`_put` for many sessions at once (same rows, far fewer statements)."""
+        srows: list[tuple[Any, ...]] = []
+        drows: list[DecisionRow] = []
+        for data, derived, mtime, size, ino in items:
+            srow, rows = rows_of(data, derived)
+            srows.append(
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5], srow[6])
+            )
+            drows.extend(rows)
+        ids = [(r[0],) for r in srows]
+        db.executemany("DELETE FROM sessions WHERE id=?", ids)
+        db.executemany("DELETE FROM decisions WHERE session_id=?", ids)
+        db.executemany("DELETE FROM bad WHERE id=?", ids)
+        db.executemany(
+            "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
+            " suggestions, ino, folds, summary) VALUES(?,?,?,?,?,?,?,?,?,?)",
+            srows,
+        )
+        db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)", drows)
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, sid: str) -> None:
+        db.execute("DELETE FROM sessions WHERE id=?", (sid,))
+        db.execute("DELETE FROM decisions WHERE session_id=?", (sid,))
+        db.execute("DELETE FROM bad WHERE id=?", (sid,))
+
+    def _put(
+        self,
+        db: sqlite3.Connection,
+        data: Mapping[str, Any],
+        derived: Derived,
+        mtime: int,
+        size: int,
+        ino: int,
+    ) -> None:
+        srow, drows = rows_of(data, derived)
+        db.execute("SAVEPOINT put")
+        try:
+            self._drop(db, srow[0])
+            db.execute(
+                "INSERT INTO sessions(id, workflow_id, mtime_ns, size, status, accepted,"
+                " suggestions, ino, folds, summary) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (srow[0], srow[1], mtime, size, srow[2], srow[3], srow[4], ino, srow[5], srow[6]),
+            )
+            db.executemany("INSERT INTO decisions VALUES(?,?,?,?,?,?,?,?,?)", drows)
+        except BaseException:
+            db.execute("ROLLBACK TO put")
+            db.execute("RELEASE put")
+            raise
+        db.execute("RELEASE put")
