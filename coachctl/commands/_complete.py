@@ -142,7 +142,8 @@ def workflow_steps(
     if ref is None:
         return []
     try:
-        from coachctl.engine.workflow import load_workflow, resolve_workflow_path
+        from coachctl.engine.workflow_files import resolve_workflow_path
+        from coachctl.engine.workflow_load import load_workflow
 
         wf = load_workflow(resolve_workflow_path(ref, _home(ctx)))
         steps = [{"id": s.id, "name": s.name} for s in wf.steps]

@@ -39,7 +39,8 @@ def corrections() -> None:
 
 
 def _workflow(store: Store, ref: str) -> Workflow:
-    from coachctl.engine.workflow import load_workflow, resolve_workflow_path
+    from coachctl.engine.workflow_files import resolve_workflow_path
+    from coachctl.engine.workflow_load import load_workflow
 
     return load_workflow(resolve_workflow_path(ref, store.home))
 

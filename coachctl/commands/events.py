@@ -98,7 +98,8 @@ def events(
 def _workflow_id(store: Any, ref: str) -> str:
     """A workflow id as given, or the id inside a .yaml/.yml file named by path."""
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
-        from coachctl.engine.workflow import load_workflow, resolve_workflow_path
+        from coachctl.engine.workflow_files import resolve_workflow_path
+        from coachctl.engine.workflow_load import load_workflow
 
         return load_workflow(resolve_workflow_path(ref, store.home)).id
     return ref

@@ -101,7 +101,7 @@ def trust_of(store: Store, session: Session, step: Mapping[str, Any]) -> Trust:
 
     wf: dict[str, Any] | None = None
     try:
-        from coachctl.engine.workflow import load_workflow
+        from coachctl.engine.workflow_load import load_workflow
 
         workflow = load_workflow(session.workflow_path)
         if workflow.id == session.workflow_id:

@@ -240,7 +240,7 @@ def readiness(
         "min_decisions": parse_min_decisions(min_decisions),
         "strict": strict,
     }
-    from coachctl.engine.workflow import parse_var_assignments
+    from coachctl.engine.templates import parse_var_assignments
 
     given = parse_var_assignments(var_items)
     store = get_store(ctx)

@@ -116,7 +116,7 @@ def stats(
     """
     from coachctl.commands.readiness import check_scope_vars
     from coachctl.engine import history
-    from coachctl.engine.workflow import parse_var_assignments
+    from coachctl.engine.templates import parse_var_assignments
     from coachctl.errors import UsageError
 
     if by not in BY_CHOICES:

@@ -38,7 +38,8 @@ Examples:
 @click.pass_context
 def validate(ctx: click.Context, workflows: tuple[str, ...]) -> None:
     """Check WORKFLOW files (paths or ids); every problem is printed as PATH:LINE: message."""
-    from coachctl.engine.workflow import load_workflow, resolve_workflow_path
+    from coachctl.engine.workflow_files import resolve_workflow_path
+    from coachctl.engine.workflow_load import load_workflow
     from coachctl.errors import CoachctlError, UsageError
 
     store = get_store(ctx)
@@ -72,7 +73,8 @@ def workflows(
 ) -> None:
     """List the home's workflows with their level, acceptance and readiness."""
     from coachctl.engine import history
-    from coachctl.engine.workflow import find_workflows, load_workflow
+    from coachctl.engine.workflow_files import find_workflows
+    from coachctl.engine.workflow_load import load_workflow
     from coachctl.errors import CoachctlError
 
     store = get_store(ctx)

@@ -334,7 +334,8 @@ def report(
     trust_scope is reported for exactly the scope they (and its defaults) name, else exit 2;
     without it (stats) once per scope seen that matches them.
     """
-    from coachctl.engine.workflow import find_workflows, load_workflow, resolve_workflow_path
+    from coachctl.engine.workflow_files import find_workflows, resolve_workflow_path
+    from coachctl.engine.workflow_load import load_workflow
     from coachctl.errors import CoachctlError, UsageError, WorkflowError
 
     ov = dict(overrides or {})

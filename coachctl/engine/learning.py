@@ -109,7 +109,7 @@ def teaches(session: Mapping[str, Any]) -> bool:
 
 def _renders(command: str, variables: Mapping[str, Any]) -> bool:
     """A learned command must be usable as a template (a literal `{{ x }}` in it might not be)."""
-    from coachctl.engine.workflow import render_run
+    from coachctl.engine.templates import render_run
 
     try:
         render_run(command, {str(k): str(v) for k, v in variables.items()})
@@ -442,7 +442,7 @@ def find_step(workflow: Workflow, step_id: str) -> Step:
 
 def check_command(workflow: Workflow, command: str) -> str:
     """A suggestion given by hand must be a usable `run` template for this workflow."""
-    from coachctl.engine.workflow import template_variables
+    from coachctl.engine.templates import template_variables
 
     command = command.strip()
     if not command:
@@ -450,7 +450,7 @@ def check_command(workflow: Workflow, command: str) -> str:
     unknown = [v for v in template_variables(command) if v not in workflow.variables]
     if unknown:
         raise UsageError(f"undefined variable in command: {unknown[0]}")
-    from coachctl.engine.workflow import render_run
+    from coachctl.engine.templates import render_run
 
     try:
         render_run(command, {v: "x" for v in workflow.variables})

@@ -24,7 +24,7 @@ def snapshot_steps(
 ) -> list[dict[str, Any]]:
     """The steps as this session will run them: templates, filled-in commands, suggestions."""
     from coachctl.engine import corrections
-    from coachctl.engine.workflow import render_run, render_text
+    from coachctl.engine.templates import render_run, render_text
 
     proposed = corrections.suggestions(store, workflow)
     steps = []
@@ -76,12 +76,9 @@ def plan(
 ) -> Plan:
     """Everything `run` needs before it writes: the workflow, variables, levels, blockers."""
     from coachctl.engine import history
-    from coachctl.engine.workflow import (
-        load_workflow,
-        parse_var_assignments,
-        resolve_variables,
-        resolve_workflow_path,
-    )
+    from coachctl.engine.templates import parse_var_assignments, resolve_variables
+    from coachctl.engine.workflow_files import resolve_workflow_path
+    from coachctl.engine.workflow_load import load_workflow
 
     if mode not in sm.MODES:
         raise UsageError(f"invalid mode: {mode} (expected one of {', '.join(sm.MODES)})")

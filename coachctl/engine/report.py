@@ -161,7 +161,8 @@ def corrections(store: Store, workflow_id: str) -> list[dict[str, Any]]:
     """The workflow's correction pack as `corrections list` rows (learned, adopted, corrected)."""
     from coachctl.engine import learning
     from coachctl.engine.corrections import load_pack
-    from coachctl.engine.workflow import load_workflow, resolve_workflow_path
+    from coachctl.engine.workflow_files import resolve_workflow_path
+    from coachctl.engine.workflow_load import load_workflow
     from coachctl.errors import CoachctlError
 
     try:

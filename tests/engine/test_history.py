@@ -12,7 +12,7 @@ import pytest
 
 from coachctl.engine import deciding, history, persist, views
 from coachctl.engine.stores import file_store
-from coachctl.engine.workflow import load_workflow
+from coachctl.engine.workflow_load import load_workflow
 from tests.conftest import Cli, write_workflow
 
 FAST = """

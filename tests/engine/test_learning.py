@@ -11,7 +11,8 @@ import pytest
 from coachctl.engine import corrections, learning
 from coachctl.engine.records import derive
 from coachctl.engine.stores import file_store
-from coachctl.engine.workflow import Workflow, load_workflow
+from coachctl.engine.workflow import Workflow
+from coachctl.engine.workflow_load import load_workflow
 from coachctl.errors import UsageError
 from coachctl.store.files import FileStore
 from tests.conftest import write_workflow

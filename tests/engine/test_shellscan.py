@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from coachctl.engine.shellscan import CONTEXTS, WORD_BREAKS, Lose, Push, unsafe_placeholder
-from coachctl.engine.workflow import TEMPLATE_RE
+from coachctl.engine.templates import TEMPLATE_RE
 
 
 def scan(template: str) -> str | None:

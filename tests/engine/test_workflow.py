@@ -15,22 +15,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coachctl.engine.workflow import (
-    ID_RE,
-    MAX_WORKFLOW_BYTES,
-    Coaching,
-    Step,
-    Workflow,
-    find_workflows,
-    load_workflow,
+from coachctl.engine.templates import (
     parse_var_assignments,
     render_run,
     render_text,
     resolve_variables,
-    resolve_workflow_path,
-    slugify,
     template_variables,
 )
+from coachctl.engine.workflow import ID_RE, Coaching, Step, Workflow
+from coachctl.engine.workflow_files import find_workflows, resolve_workflow_path
+from coachctl.engine.workflow_load import load_workflow, slugify
+from coachctl.engine.workflow_yaml import MAX_WORKFLOW_BYTES
 from coachctl.errors import UsageError, WorkflowError
 
 CONTRACT_EXAMPLE = """\
@@ -636,17 +631,17 @@ def test_billion_laughs_refused_fast(tmp_path: Path, text: str) -> None:
 
 def test_alias_budget(tmp_path: Path) -> None:
     """Aliases are counted each time they are used: the work stays bounded."""
-    from coachctl.engine import workflow
+    from coachctl.engine import workflow_load
 
     text = "steps:\n" + "".join(f"  - {{id: s{i}, run: x}}\n" for i in range(200))
     path = write(tmp_path, text)
-    old = workflow.MAX_NODES
-    workflow.MAX_NODES = 100
+    old = workflow_load.MAX_NODES
+    workflow_load.MAX_NODES = 100
     try:
         with pytest.raises(WorkflowError, match=r":\d+: document too complex \(aliases\)"):
             load_workflow(path)
     finally:
-        workflow.MAX_NODES = old
+        workflow_load.MAX_NODES = old
     assert len(load_workflow(path).steps) == 200
 
 
@@ -1014,7 +1009,7 @@ def test_fuzz_render_run_never_injects(template: str) -> None:
 
 
 def test_import_is_lazy() -> None:
-    code = "import sys, coachctl.engine.workflow; print('yaml' in sys.modules)"
+    code = "import sys, coachctl.engine.workflow_load; print('yaml' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coachctl.engine.workflow import load_workflow
+from coachctl.engine.workflow_load import load_workflow
 from coachctl.errors import WorkflowError
 from tests.conftest import Cli, write_workflow
 

@@ -94,7 +94,7 @@ def test_any_value_comes_out_exactly_as_given(value: str) -> None:
     """Property: render_run + a real shell prints back exactly the value."""
     import subprocess
 
-    from coachctl.engine.workflow import render_run
+    from coachctl.engine.templates import render_run
 
     command = render_run("printf %s {{ v }}", {"v": value})
     out = subprocess.run(command, shell=True, capture_output=True, timeout=10)

@@ -35,7 +35,7 @@ def test_billion_laughs_is_refused_quickly_and_small(tmp_path: Path, text: str) 
     # tracemalloc, not ru_maxrss: Linux carries the parent's peak RSS into a forked child.
     code = (
         "import sys, time, tracemalloc\n"
-        "from coachctl.engine.workflow import load_workflow\n"
+        "from coachctl.engine.workflow_load import load_workflow\n"
         "from coachctl.errors import WorkflowError\n"
         "tracemalloc.start()\n"
         "t = time.monotonic()\n"
