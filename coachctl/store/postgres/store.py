@@ -15,8 +15,9 @@ import contextlib
 import select
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from coachctl.errors import CoachctlError, ConflictError, SessionNotFound, StateError
 from coachctl.store.base import (
@@ -42,6 +43,8 @@ from coachctl.store.postgres.txn import (
     pack_write,
     session_writes,
 )
+
+_Txn = TypeVar("_Txn", PgSessionTxn, PgHandTxn)
 
 BATCH = 500  # rows per round trip when streaming sessions or events
 _CHECK = (
@@ -185,11 +188,15 @@ class PostgresStore:
                 raise
         return []
 
-    @contextlib.contextmanager
-    def transaction(self, session_id: str) -> Iterator[PgSessionTxn]:
+    def transaction(self, session_id: str) -> AbstractContextManager[PgSessionTxn]:
         check_id(session_id, "session id")
         self.check_writable()
-        txn = PgSessionTxn(self, session_id)
+        return self._committed(PgSessionTxn(self, session_id))
+
+    @contextlib.contextmanager
+    def _committed(self, txn: _Txn) -> Iterator[_Txn]:
+        """Begin `txn`, hand it out, commit it when the block ends; roll back on anything
+        raised (the connection is dropped when it broke)."""
         try:
             with self._errors():
                 txn.begin()
@@ -197,7 +204,7 @@ class PostgresStore:
             with self._errors():
                 txn.commit()
         except BaseException:
-            txn.rollback()
+            self.rollback()
             raise
 
     def iter_sessions(
@@ -402,20 +409,10 @@ class PostgresStore:
             raise StateError(f"damaged hand choices of {workflow_id} in {self.describe()}")
         return body
 
-    @contextlib.contextmanager
-    def hand_transaction(self, workflow_id: str) -> Iterator[PgHandTxn]:
+    def hand_transaction(self, workflow_id: str) -> AbstractContextManager[PgHandTxn]:
         check_id(workflow_id, "workflow id")
         self.check_writable()
-        txn = PgHandTxn(self, workflow_id)
-        try:
-            with self._errors():
-                txn.begin()
-            yield txn
-            with self._errors():
-                txn.commit()
-        except BaseException:
-            self.rollback()
-            raise
+        return self._committed(PgHandTxn(self, workflow_id))
 
     # -- reports -------------------------------------------------------------------------
 
