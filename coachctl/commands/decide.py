@@ -99,7 +99,7 @@ def decide(
         )
     print_state(views.state(store, out.session), fmt)
     if out.failed and out.record is not None:
-        from coachctl.commands._output import outcome_text
+        from coachctl.engine.outcome import outcome_text
 
         timeout = (out.session.current_step or {}).get("timeout")
         raise StepFailed(

@@ -498,7 +498,7 @@ def _took(duration: Any) -> str:
 
 def exit_text(rec: Mapping[str, Any], timeout: Any = None) -> str:
     """`exit 3`, `timed out after 3 s`, `stopped by Ctrl-C`, `killed by SIGKILL`."""
-    from coachctl.commands._output import outcome_text
+    from coachctl.engine.outcome import outcome_text
 
     seconds = float(timeout) if isinstance(timeout, (int, float)) else None
     return outcome_text({"executed": True, **rec}, seconds) or "not run"

@@ -16,7 +16,8 @@ from coachctl.commands._common import (
     ran_alone,
     var_option,
 )
-from coachctl.commands._output import outcome_text, output_options, to_json
+from coachctl.commands._output import output_options, to_json
+from coachctl.engine.outcome import outcome_text
 
 if TYPE_CHECKING:
     from coachctl.engine.planning import Plan

@@ -134,7 +134,8 @@ def decision_lines(
 ) -> list[str]:
     """One decision as a person reads it: what, who, when; the command and how it ended;
     the feedback; the last lines of its output."""
-    from coachctl.commands._output import outcome_text, short_time
+    from coachctl.commands._output import short_time
+    from coachctl.engine.outcome import outcome_text
 
     head = f"{n:>3}. {d.get('step_id')}  {d.get('decision')}"
     how = outcome_text(d, timeout)

@@ -172,33 +172,17 @@ def _finish(
         with signals_deferred():
             return _record_run(store, sid, token, step, decision, command, feedback, by, result)
     except (CoachctlError, OSError) as exc:
-        ran = (
-            f"ran ({exit_words(vars_of(result))})"
-            if result.error is None
-            else f"could not start ({result.error})"
+        from coachctl.engine.outcome import outcome_text
+
+        how = outcome_text(
+            {"executed": True, "exit_code": result.exit_code, "timed_out": result.timed_out}
         )
+        ran = f"ran ({how})" if result.error is None else f"could not start ({result.error})"
         reason = exc.message if isinstance(exc, CoachctlError) else f"{exc.strerror or exc}"
         raise OutcomeNotSaved(
             f"the command {ran} but its outcome was not recorded: the step is interrupted; "
             f"check before deciding again (session {sid}: {reason})"
         ) from None
-
-
-def vars_of(result: ExecResult) -> dict[str, Any]:
-    return {"exit_code": result.exit_code, "timed_out": result.timed_out, "error": result.error}
-
-
-def exit_words(rec: Mapping[str, Any]) -> str:
-    """How an attempt ended, for people: `exit 3`, `timed out`, `killed by signal 9`, or
-    why it could not start (`cannot start: Argument list too long`), never `exit None`."""
-    if rec.get("error"):
-        return str(rec["error"])
-    if rec.get("timed_out"):
-        return "timed out"
-    code = rec.get("exit_code")
-    if isinstance(code, int) and code < 0:
-        return f"killed by signal {-code}"
-    return f"exit {code}"
 
 
 def _record_run(
