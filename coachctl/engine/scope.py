@@ -69,6 +69,16 @@ def scope_key(session: Mapping[str, Any], names: Sequence[str] | None = None) ->
     return key_of(scope_of(session, names))
 
 
+def counts_toward(session: Mapping[str, Any], names_now: Sequence[str]) -> str:
+    """The key a session's decisions count toward in a workflow whose trust_scope is now
+    `names_now`: the scope it recorded at start; a session that recorded none (it started
+    before the workflow had a trust_scope) counts toward the values in its `variables`."""
+    recorded = names_of(session.get("coaching"))
+    if recorded:
+        return scope_key(session, recorded)
+    return key_of(scope_of(session, names_now)) if names_now else ""
+
+
 def parse_key(key: str) -> Scope | None:
     """Inverse of `key_of`: None for "" (no scope)."""
     if not key:

@@ -61,6 +61,19 @@ def test_a_session_counts_toward_what_it_recorded_else_its_variables() -> None:
     assert scope.scope_key(hand_edited) == ""
 
 
+def test_a_session_without_a_recorded_scope_counts_toward_its_variables_now() -> None:
+    old = {"variables": {"env": "staging", "region": "eu"}, "coaching": {"trust_scope": []}}
+    assert scope.counts_toward(old, []) == ""
+    assert scope.counts_toward(old, ["env"]) == '{"env":"staging"}'
+    assert scope.counts_toward(old, ["region", "env"]) == '{"env":"staging","region":"eu"}'
+    assert scope.counts_toward(old, ["zone"]) == '{"zone":null}'  # no run can ask for it
+    recorded = {"variables": {"env": "prod", "region": "us"}, "scope": {"env": "prod"},
+                "coaching": {"trust_scope": ["env"]}}  # fmt: skip
+    assert scope.counts_toward(recorded, ["env"]) == '{"env":"prod"}'
+    assert scope.counts_toward(recorded, ["region"]) == '{"env":"prod"}'  # fixed at start
+    assert scope.counts_toward(recorded, []) == '{"env":"prod"}'
+
+
 def test_resolve_names_the_scope() -> None:
     assert scope.resolve("w", [], {}, {}) is None
     assert scope.resolve("w", ["env"], {"env": "dev"}, {}) == {"env": "dev"}
