@@ -159,7 +159,7 @@ def recent_decisions(
 
 def corrections(store: Store, workflow_id: str) -> list[dict[str, Any]]:
     """The workflow's correction pack as `corrections list` rows (learned, adopted, corrected)."""
-    from coachctl.engine import learning
+    from coachctl.engine import pack_share
     from coachctl.engine.corrections import load_pack
     from coachctl.engine.workflow_files import resolve_workflow_path
     from coachctl.engine.workflow_load import load_workflow
@@ -173,7 +173,7 @@ def corrections(store: Store, workflow_id: str) -> list[dict[str, Any]]:
         workflow = load_workflow(resolve_workflow_path(workflow_id, store.home))
     except CoachctlError:
         workflow = None
-    return learning.rows(pack, workflow)
+    return pack_share.rows(pack, workflow)
 
 
 # -- shaping ---------------------------------------------------------------------------------

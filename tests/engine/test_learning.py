@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from coachctl.engine import corrections, learning
+from coachctl.engine import corrections, pack_share
 from coachctl.engine.records import derive
 from coachctl.engine.stores import file_store
 from coachctl.engine.workflow import Workflow
@@ -194,7 +194,7 @@ def test_different_and_failed_corrections_do_not_add_up(store: FileStore) -> Non
     feed(store, wf, "s-02", [correct("echo two", outcome="failed")])
     feed(store, wf, "s-03", [correct("echo one")])  # the suggestion itself: no correction
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
-    rows = learning.rows(corrections.load_pack(store, "wf"), wf)
+    rows = pack_share.rows(corrections.load_pack(store, "wf"), wf)
     assert [(r["correction"], r["times"], r["adopted"]) for r in rows] == [
         ("echo two", 1, False),
         ("echo three", 1, False),
@@ -227,7 +227,7 @@ def test_an_adoption_goes_stale_when_run_changes(store: FileStore) -> None:
         store, text=WF.format(min_obs=3, window=50).replace("echo {{ x }}", "make {{ x }}")
     )
     assert suggestion(store, changed, "build") == ("make {{ x }}", "run")
-    rows = learning.rows(corrections.load_pack(store, "wf"), changed)
+    rows = pack_share.rows(corrections.load_pack(store, "wf"), changed)
     assert [(r["correction"], r["adopted"], r["stale"]) for r in rows] == [
         ("echo two", False, True)
     ]
@@ -344,7 +344,7 @@ def test_adopt_refuses_a_tie(store: FileStore) -> None:
 def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     wf = workflow(store, min_obs=2)
     feed(store, wf, "s-01", [correct("echo two"), correct("echo two"), manual("a"), manual("a")])
-    doc = learning.export(corrections.load_pack(store, "wf"))
+    doc = pack_share.export(corrections.load_pack(store, "wf"))
     assert doc == {
         "workflow": "wf",
         "version": 1,
@@ -367,7 +367,7 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     }
     other = file_store(tmp_path / "other")
     wf2 = workflow(other, min_obs=2)
-    parsed = learning.parse_export(doc, "pack.yaml")
+    parsed = pack_share.parse_export(doc, "pack.yaml")
     changes = corrections.apply_import(other, wf2, parsed)
     assert [(c["step_id"], c["what"]) for c in changes] == [
         ("build", "suggestion"),
@@ -376,7 +376,7 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     ]
     assert suggestion(other, wf2, "build") == ("echo two", "imported")
     assert suggestion(other, wf2, "notify") == ("a", "imported")
-    again = learning.export(corrections.load_pack(other, "wf"))
+    again = pack_share.export(corrections.load_pack(other, "wf"))
     assert [s["step"] for s in again["steps"]] == ["build", "notify"]
     assert again["steps"][0]["corrections"] == doc["steps"][0]["corrections"]
     assert again["steps"][0]["suggestion"]["command"] == "echo two"
@@ -384,7 +384,7 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     # Its own sessions add to the imported count only beyond it (max, not sum).
     feed(other, wf2, "t-01", [correct("echo two")])
     assert (
-        learning.export(corrections.load_pack(other, "wf"))["steps"][0]["corrections"][0]["times"]
+        pack_share.export(corrections.load_pack(other, "wf"))["steps"][0]["corrections"][0]["times"]
         == 2
     )
 
@@ -414,6 +414,6 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
 )
 def test_parse_export_refuses(doc: Any, message: str) -> None:
     with pytest.raises(UsageError) as exc:
-        learning.parse_export(doc, "pack.yaml")
+        pack_share.parse_export(doc, "pack.yaml")
     assert str(exc.value).startswith("pack.yaml: invalid correction pack: ")
     assert message in str(exc.value)
