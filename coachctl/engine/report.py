@@ -269,7 +269,12 @@ def gather(
         item["sessions_shown"] = len(shown)
         item["untimed_sessions"] = len(every) - len(rows)
         item["level_changes"] = changes.get(wf, [])
-        item["corrections"] = corrections(store, wf)
+        # A scope's object shows its own entries and those for every scope (scope null).
+        item["corrections"] = [
+            r
+            for r in corrections(store, wf)
+            if not w.get("scope") or r["scope"] in (None, w["scope"])
+        ]
         newest = [r[0] for r in reversed(every[-RECENT_SESSIONS:])]
         item["recent"] = recent_decisions(store, newest, since)
         workflows.append(item)

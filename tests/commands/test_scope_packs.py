@@ -216,3 +216,31 @@ def test_import_goes_to_each_steps_scope(cli: Cli, deploy: Path, tmp_path: Path)
         "coachctl: step deploy is for env=staging but deploy has no trust_scope: "
         "it cannot be imported here"
     )
+
+
+def test_the_report_shows_each_scope_its_own_corrections(cli: Cli, deploy: Path) -> None:
+    from coachctl.engine import report as rp
+    from coachctl.engine.stores import file_store
+    from coachctl.report.html import page
+
+    correct(cli, 2, FAST, "--var", "env=staging")
+    correct(cli, 1, "echo prod by hand", "--var", "env=prod")
+    data = rp.gather(file_store(deploy), ["deploy"])
+    shown = {json.dumps(w["scope"]): w["corrections"] for w in data["workflows"]}
+    assert {k: [r["correction"] for r in rows] for k, rows in shown.items()} == {
+        '{"env": "prod"}': ["echo prod by hand"],
+        '{"env": "staging"}': [FAST],
+    }
+    assert "deploy</code> (env=staging)" in page(data)
+
+
+def test_the_panel_names_the_scope_of_what_it_learned() -> None:
+    from coachctl.commands._panel_words import announcement
+
+    event = {"event": "suggestion_adopted", "step_id": "deploy", "command": FAST}
+    assert announcement({**event, "scope": {"env": "staging"}}) == (
+        f"deploy now suggests your correction for env=staging: {FAST} (it starts at zero trust)"
+    )
+    assert announcement({**event, "scope": None}) == (
+        f"deploy now suggests your correction: {FAST} (it starts at zero trust)"
+    )
