@@ -244,3 +244,28 @@ def test_the_panel_names_the_scope_of_what_it_learned() -> None:
     assert announcement({**event, "scope": None}) == (
         f"deploy now suggests your correction: {FAST} (it starts at zero trust)"
     )
+
+
+def test_adopt_without_a_command_takes_the_scopes_own_most_frequent(cli: Cli, deploy: Path) -> None:
+    correct(cli, 1, FAST, "--var", "env=staging")
+    correct(cli, 1, "echo prod slowly", "--var", "env=prod")
+    r = cli("corrections", "adopt", "deploy", "deploy", "--var", "env=prod")
+    assert r.exit_code == 0, r.stderr
+    assert proposes(cli, "deploy", "--var", "env=prod") == "echo prod slowly"
+    assert proposes(cli, "deploy", "--var", "env=staging") == "echo deploying to staging"
+
+
+def test_doctor_checks_and_repairs_a_scopes_entries(cli: Cli, deploy: Path) -> None:
+    correct(cli, 1, FAST, "--var", "env=staging")
+    proposes(cli, "deploy", "--var", "env=staging")  # the pack is written
+    path = deploy / "sessions" / "packs" / "deploy.json"
+    pack = json.loads(path.read_text())
+    [key] = pack["scopes"]
+    pack["scopes"][key]["steps"]["deploy"]["corrections"][0]["times"] = 5
+    path.write_text(json.dumps(pack))
+    found = cli("doctor")
+    assert found.exit_code == 1
+    assert "correction pack deploy: step deploy (env=staging): stored" in found.stdout
+    assert cli("doctor", "--repair").exit_code == 0
+    assert cli("doctor").exit_code == 0
+    assert proposes(cli, "deploy", "--var", "env=staging") == "echo deploying to staging"

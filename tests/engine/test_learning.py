@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from coachctl.engine import corrections, pack_share
+from coachctl.engine import corrections, learning, pack_share, scope
 from coachctl.engine.records import derive
 from coachctl.engine.stores import file_store
 from coachctl.engine.workflow import Workflow
@@ -417,3 +419,52 @@ def test_parse_export_refuses(doc: Any, message: str) -> None:
         pack_share.parse_export(doc, "pack.yaml")
     assert str(exc.value).startswith("pack.yaml: invalid correction pack: ")
     assert message in str(exc.value)
+
+
+# -- trust scope -----------------------------------------------------------------------------
+
+LESSONS = st.sampled_from(["correct two", "correct three", "manual p", "manual q", "accept"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.lists(LESSONS, min_size=1, max_size=4)),
+        max_size=12,
+    )
+)
+def test_a_scopes_part_is_what_its_sessions_alone_teach(
+    tmp_path_factory: pytest.TempPathFactory, runs: list[tuple[str, list[str]]]
+) -> None:
+    """Learning per scope: the part of a pack built for trust_scope [x] for x=V equals the
+    unscoped pack of a home that holds only V's sessions."""
+    home = tmp_path_factory.getbasetemp() / "scoped-learning"
+    wf = load_workflow(write_workflow(home, "wf", WF.format(min_obs=2, window=50)))
+
+    def decision(lesson: str) -> dict[str, Any]:
+        kind, _, what = lesson.partition(" ")
+        if kind == "correct":
+            return correct(f"echo {what}")
+        if kind == "manual":
+            return manual(what)
+        return dict(correct("x"), decision="accept", command="echo one")
+
+    sessions = []
+    for i, (value, lessons) in enumerate(runs):
+        data = session(f"s-{i:02d}", wf, [decision(x) for x in lessons])
+        data["variables"] = {"x": value}
+        data["coaching"] = {**data["coaching"], "trust_scope": ["x"]}
+        data["scope"] = {"x": value}
+        sessions.append(data)
+    scoped = learning.replay("wf", sessions, None, ["x"])
+    assert learning.names_of(scoped) == ("x",)
+    for value in ("a", "b"):
+        alone = [
+            {**s, "coaching": {k: v for k, v in s["coaching"].items() if k != "trust_scope"}}
+            for s in sessions
+            if s["variables"]["x"] == value
+        ]
+        want = learning.summary(learning.replay("wf", alone, None))
+        have = learning.part(scoped, scope.key_of({"x": value}))
+        assert learning.summary({"steps": have["steps"]}) == want
+    assert scoped["steps"] == {}  # nothing is learned for no scope
