@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from coachctl.engine import learning, pack_share, scope
+from coachctl.engine import learning, scope
 from coachctl.errors import CoachctlError, UsageError
 
 if TYPE_CHECKING:
@@ -182,6 +182,7 @@ def adopt(
 ) -> dict[str, Any]:
     """Adopt `command`, else the step's most frequent live correction or observation, in
     trust scope `within` (only that scope proposes it)."""
+    from coachctl.engine import pack_share
     from coachctl.engine.session import utcnow
 
     step = pack_share.find_step(workflow, step_id)
@@ -229,6 +230,8 @@ def drop(
 ) -> dict[str, Any]:
     """Forget a step's learned or adopted suggestion in trust scope `within`: it proposes
     its `run` again there (and the dropped command is not learned again by itself)."""
+    from coachctl.engine import pack_share
+
     step = pack_share.find_step(workflow, step_id)
     key = _key(workflow, within)
     with store.hand_transaction(workflow.id) as hand:
@@ -259,6 +262,8 @@ def plan_import(
     default: Mapping[str, str | None] | None = None,
 ) -> list[dict[str, Any]]:
     """What importing `doc` would change (nothing is written)."""
+    from coachctl.engine import pack_share
+
     pack = load_pack(store, workflow.id, workflow.coaching.trust_scope)
     return pack_share.plan_import(pack, doc, workflow, default)
 
@@ -272,6 +277,8 @@ def apply_import(
     """Apply an exported pack: its suggestions become `imported` adoptions (over the base they
     were made for) in their scope, else in `default`; correction counts rise to the imported
     ones (importing twice: no-op)."""
+    from coachctl.engine import pack_share
+
     with store.hand_transaction(workflow.id) as hand:
         pack = _hand_pack(store, workflow, hand)
         changes = pack_share.apply_import(pack, doc, workflow, default)
