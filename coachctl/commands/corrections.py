@@ -181,7 +181,8 @@ def _change_line(c: Mapping[str, Any]) -> str:
     "var_items",
     multiple=True,
     metavar="KEY=VALUE",
-    help="The trust scope for the pack's steps that name none. " + VAR_HELP,
+    help="The trust scope of the pack's steps that name none (a trust_scope variable; its "
+    "default otherwise).",
 )
 @click.pass_context
 def import_(ctx: click.Context, file: str, yes: bool, var_items: tuple[str, ...]) -> None:
