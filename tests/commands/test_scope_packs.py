@@ -143,6 +143,8 @@ def test_hand_choices_are_per_scope(cli: Cli, deploy: Path) -> None:
     assert proposes(cli, "deploy", "--var", "env=staging") == "echo deploying to staging"
     [event] = adopted_events(cli)
     assert event["scope"] == {"env": "prod"}
+    (deploy / "sessions" / "packs" / "deploy.json").unlink()  # a choice is truth: never lost
+    assert proposes(cli, "deploy", "--var", "env=prod") == "echo careful"
 
     unnamed = cli("corrections", "adopt", "deploy", "deploy", "--command", "echo x")
     assert unnamed.exit_code == 2 and unnamed.stdout == ""
