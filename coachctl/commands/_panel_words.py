@@ -81,13 +81,16 @@ def announcement(event: Mapping[str, Any]) -> str | None:
     kind = event.get("event")
     step = event.get("step_id")
     if kind == "suggestion_adopted":
+        from coachctl.engine.scope import label
+
         command = event.get("command")
+        where = f" for {label(event['scope'])}" if event.get("scope") else ""
         if event.get("source") == "observed":
             return (
-                f"{step} learned a command from what people ran: {command} "
+                f"{step} learned a command{where} from what people ran: {command} "
                 "(it starts at zero trust)"
             )
-        return f"{step} now suggests your correction: {command} (it starts at zero trust)"
+        return f"{step} now suggests your correction{where}: {command} (it starts at zero trust)"
     if kind == "level_changed":
         before, after = event.get("from"), event.get("to")
         rank = ("OBSERVATION", "COACHING", "AUTO")

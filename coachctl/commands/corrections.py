@@ -13,10 +13,18 @@ from coachctl.commands._common import get_store
 from coachctl.commands._output import View, emit_rows, output_options, to_json
 
 if TYPE_CHECKING:
+    from coachctl.engine.scope import Scope
     from coachctl.engine.workflow import Workflow
     from coachctl.store.base import Store
 
 COLUMNS = ("workflow_id", "step_id", "base", "correction", "times", "adopted", "source", "stale")
+#: With a trust scope in sight, a `scope` column follows the step (`env=prod`; empty: none).
+SCOPED_COLUMNS = ("workflow_id", "step_id", "scope", *COLUMNS[2:])
+
+VAR_HELP = (
+    "Name the trust scope (a trust_scope variable; its default otherwise): in a workflow "
+    "with a trust_scope, each scope has its own suggestions."
+)
 
 
 @click.group(
@@ -28,6 +36,7 @@ Examples:
   coachctl corrections import hello-pack.yaml --yes
   coachctl corrections adopt hello clock --command 'date -u +%s'
   coachctl corrections drop hello clock
+  coachctl corrections adopt deploy ship --var env=prod   # one trust scope
 """,
 )
 def corrections() -> None:
@@ -35,7 +44,30 @@ def corrections() -> None:
 
     A step without `run` learns the command people report most (min_observations); a
     correction made adopt_after times becomes the suggestion. Either starts at zero trust.
+    In a workflow with a trust_scope, all of this is per scope: what staging taught is
+    never prod's suggestion.
     """
+
+
+def _scope(wf: Workflow, var_items: tuple[str, ...]) -> Scope | None:
+    """The trust scope a hand choice is for: --var values, else the defaults (exit 2 when
+    a scope variable has neither); None for a workflow without a trust_scope."""
+    from coachctl.engine import scope
+    from coachctl.engine.templates import parse_var_assignments
+    from coachctl.errors import UsageError
+
+    given = parse_var_assignments(var_items)
+    names = wf.coaching.trust_scope
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise UsageError(f"--var {unknown[0]}: not a trust_scope variable of {wf.id}")
+    return scope.resolve(wf.id, names, wf.variables, given)
+
+
+def _for(where: Scope | None) -> str:
+    from coachctl.engine.scope import label
+
+    return f" for {label(where)}" if where else ""
 
 
 def _workflow(store: Store, ref: str) -> Workflow:
@@ -69,24 +101,30 @@ def list_(
 ) -> None:
     """List corrections, observed commands and adopted suggestions (of WORKFLOW, or all).
 
-    `stale` marks what no longer applies because the workflow's `run` changed.
+    `stale` marks what no longer applies because the workflow's `run` changed. `scope`
+    (shown when a workflow has a trust_scope) is the scope an entry was learned in; empty
+    in a scoped workflow: a choice made before it had a trust_scope, for every scope.
     """
     from coachctl.engine import corrections as cs
-    from coachctl.engine import learning
+    from coachctl.engine import pack_share
+    from coachctl.engine.scope import label
 
     store = get_store(ctx)
     rows: list[dict[str, Any]] = []
     if workflow is not None:
         wf = _workflow(store, workflow)
-        rows = learning.rows(cs.load_pack(store, wf.id), wf)
+        rows = pack_share.rows(cs.load_pack(store, wf.id, wf.coaching.trust_scope), wf)
     else:
         for workflow_id in store.pack_ids():
-            pack = cs.load_pack(store, workflow_id)
-            rows.extend(learning.rows(pack, _maybe_workflow(store, workflow_id)))
-    view = View(COLUMNS, shrink=("correction", "base"))
+            found = _maybe_workflow(store, workflow_id)
+            names = found.coaching.trust_scope if found is not None else None
+            rows.extend(pack_share.rows(cs.load_pack(store, workflow_id, names), found))
+    cols = SCOPED_COLUMNS if any(r["scope"] for r in rows) else COLUMNS
+    shown = [{**r, "scope": label(r["scope"])} for r in rows] if fmt != "json" else rows
+    view = View(cols, shrink=("correction", "base"))
     emit_rows(
-        rows,
-        COLUMNS,
+        shown,
+        cols,
         fmt,
         table_format,
         json_obj={"corrections": rows},
@@ -105,12 +143,12 @@ def export(ctx: click.Context, workflow: str, output: str | None) -> None:
     import yaml
 
     from coachctl.engine import corrections as cs
-    from coachctl.engine import learning
+    from coachctl.engine import pack_share
     from coachctl.errors import UsageError
 
     store = get_store(ctx)
     wf = _workflow(store, workflow)
-    doc = learning.export(cs.load_pack(store, wf.id))
+    doc = pack_share.export(cs.load_pack(store, wf.id, wf.coaching.trust_scope))
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
     if output is None:
         click.echo(text, nl=False)
@@ -124,31 +162,42 @@ def export(ctx: click.Context, workflow: str, output: str | None) -> None:
 
 
 def _change_line(c: Mapping[str, Any]) -> str:
+    from coachctl.engine.scope import parse_key
+
+    step = f"{c['step_id']}{_for(parse_key(c['key']))}"
     if c["what"] == "suggestion":
         old = c["old"] or "(none)"
         stale = " (stale: the workflow's run changed since)" if c["stale"] else ""
-        return f"  {c['step_id']}: suggestion {old} -> {c['new']}{stale}"
+        return f"  {step}: suggestion {old} -> {c['new']}{stale}"
     base = c["base"] or "(no suggestion)"
-    return (
-        f"  {c['step_id']}: correction {base} -> {c['new']}: times {c['old_times']} -> {c['times']}"
-    )
+    return f"  {step}: correction {base} -> {c['new']}: times {c['old_times']} -> {c['times']}"
 
 
 @corrections.command("import", short_help="Import a pack (shows what changes first).")
 @click.argument("file", metavar="FILE")
 @click.option("--yes", is_flag=True, help="Apply without asking (needed without a terminal).")
+@click.option(
+    "--var",
+    "var_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="The trust scope of the pack's steps that name none (a trust_scope variable; its "
+    "default otherwise).",
+)
 @click.pass_context
-def import_(ctx: click.Context, file: str, yes: bool) -> None:
+def import_(ctx: click.Context, file: str, yes: bool, var_items: tuple[str, ...]) -> None:
     """Import a pack exported with `corrections export`: shows what changes, then asks.
 
     Imported suggestions apply only over the `run` they were made for; imported correction
-    counts never lower this home's own. Without a terminal it needs --yes.
+    counts never lower this home's own. Without a terminal it needs --yes. A step exported
+    with a `scope` goes to that scope; in a workflow with a trust_scope, the others go to
+    the scope --var names.
     """
     import yaml
 
     from coachctl.commands._common import interactive
     from coachctl.engine import corrections as cs
-    from coachctl.engine import learning
+    from coachctl.engine import pack_share
     from coachctl.errors import UsageError
 
     store = get_store(ctx)
@@ -164,9 +213,11 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
         raise UsageError(f"{where}: invalid correction pack: {problem}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{file}: invalid correction pack: not UTF-8 text") from None
-    doc = learning.parse_export(raw, file)
+    doc = pack_share.parse_export(raw, file)
     wf = _workflow(store, doc["workflow"])
-    changes = learning.plan_import(cs.load_pack(store, wf.id), doc, wf)
+    unnamed = any(item.get("scope") is None for item in doc["steps"])
+    default = _scope(wf, var_items) if unnamed or var_items else None
+    changes = cs.plan_import(store, wf, doc, default)
     if not changes:
         click.echo(f"nothing to change: {wf.id}'s pack already has everything in {file}")
         return
@@ -179,7 +230,7 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
         if not click.confirm("apply these changes?", default=False):
             click.echo("nothing changed")
             return
-    applied = cs.apply_import(store, wf, doc)
+    applied = cs.apply_import(store, wf, doc, default)
     click.echo(f"imported {len(applied)} change(s) into {wf.id}")
 
 
@@ -192,45 +243,60 @@ def import_(ctx: click.Context, file: str, yes: bool) -> None:
     help="Adopt this command (a `run` template); default: the most frequent correction or "
     "observed command of the step.",
 )
+@click.option("--var", "var_items", multiple=True, metavar="KEY=VALUE", help=VAR_HELP)
 @output_options(("text", "json"))
 @click.pass_context
-def adopt(ctx: click.Context, workflow: str, step: str, command: str | None, fmt: str) -> None:
+def adopt(
+    ctx: click.Context,
+    workflow: str,
+    step: str,
+    command: str | None,
+    var_items: tuple[str, ...],
+    fmt: str,
+) -> None:
     """Make a correction (or CMD) STEP's suggestion now, without waiting for adopt_after.
 
-    It starts at zero trust: the step is coached again before it can run alone.
+    It starts at zero trust: the step is coached again before it can run alone. In a
+    workflow with a trust_scope it is for one scope (--var env=prod, else the default).
     """
     from coachctl.engine import corrections as cs
 
     store = get_store(ctx)
     wf = _workflow(store, workflow)
-    adopted = cs.adopt(store, wf, step, command)
+    adopted = cs.adopt(store, wf, step, command, _scope(wf, var_items))
     if fmt == "json":
         click.echo(to_json(adopted))
         return
     click.echo(
-        f"{wf.id}/{step} now proposes: {adopted['command']} ({adopted['source']}; "
-        "it starts at zero trust)"
+        f"{wf.id}/{step}{_for(adopted['scope'])} now proposes: {adopted['command']} "
+        f"({adopted['source']}; it starts at zero trust)"
     )
 
 
 @corrections.command("drop", short_help="Forget a step's learned suggestion.")
 @click.argument("workflow", shell_complete=_complete.workflows)
 @click.argument("step", shell_complete=_complete.workflow_steps)
+@click.option("--var", "var_items", multiple=True, metavar="KEY=VALUE", help=VAR_HELP)
 @output_options(("text", "json"))
 @click.pass_context
-def drop(ctx: click.Context, workflow: str, step: str, fmt: str) -> None:
+def drop(
+    ctx: click.Context, workflow: str, step: str, var_items: tuple[str, ...], fmt: str
+) -> None:
     """Forget STEP's learned or adopted suggestion: it proposes its `run` again.
 
-    The dropped command is not learned again by itself (`adopt` can bring it back).
+    The dropped command is not learned again by itself (`adopt` can bring it back). In a
+    workflow with a trust_scope it is for one scope (--var env=prod, else the default).
     """
     from coachctl.engine import corrections as cs
 
     store = get_store(ctx)
     wf = _workflow(store, workflow)
-    dropped = cs.drop(store, wf, step)
+    dropped = cs.drop(store, wf, step, _scope(wf, var_items))
     run = next(s.run for s in wf.steps if s.id == step)
     if fmt == "json":
         click.echo(to_json({**dropped, "suggestion": run}))
         return
     now = run or "nothing (a person does it and reports what they ran)"
-    click.echo(f"{wf.id}/{step} dropped {dropped['command']}; it proposes {now}")
+    click.echo(
+        f"{wf.id}/{step}{_for(dropped['scope'])} dropped {dropped['command']}; it proposes {now}"
+    )

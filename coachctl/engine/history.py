@@ -88,12 +88,12 @@ class _Scopes:
 
 
 def current_suggestion(
-    store: Store, workflow: Workflow, step: Step
+    store: Store, workflow: Workflow, step: Step, within: Within = None
 ) -> tuple[str | None, str | None]:
-    """The template a step proposes now: its `run`, else what was learned for it."""
+    """The template a step proposes now in scope `within`: its `run`, else what was learned."""
     from coachctl.engine import corrections
 
-    return corrections.current_suggestion(store, workflow, step)
+    return corrections.current_suggestion(store, workflow, step, within)
 
 
 # -- building one batched question ---------------------------------------------------------
@@ -142,7 +142,7 @@ class _Plan:
 
         coaching = workflow.coaching.to_dict()
         rules = rules_of(coaching, **overrides)
-        proposed = corrections.suggestions(store, workflow)
+        proposed = corrections.suggestions(store, workflow, within)
         steps = [
             self._step(
                 workflow.id,

@@ -15,24 +15,33 @@ Trust is keyed by the exact suggestion template, so a learned or adopted command
 zero. Corrections and observations are recorded with variables already filled in, so what is
 learned is the literal command (documented limitation: no template is recovered from it).
 
+Trust scope (CONTRACT §5): in a workflow with `trust_scope: [env]`, everything above is
+per (step, scope). The pack records the names it was built for (`trust_scope`; absent: none)
+and keeps each scope's entries in a *part* `scopes[KEY]` ({"steps": …}, KEY as
+`scope.key_of`); the pack itself is the part of key "" (so an unscoped pack keeps its old
+shape). A session teaches the scope `scope.counts_toward` gives. A pack built for other names
+than the workflow's current trust_scope is stale (`built_for`) and rebuilt from the sessions.
+The "" part of a scoped pack holds only hand choices made before the workflow had a
+trust_scope: they stay the suggestion of every scope that has none of its own (`effective`'s
+fallback), so adding a trust_scope never loses a person's choice.
+
 What people chose by hand (adopt, drop, import) is not derived: the store keeps it apart
 (`hand_part` is what of a pack is theirs) and `replay` carries it into every rebuild.
 `fold` counts only a session's *new* decisions (the pack records, per session, how many it
 has folded), so saving a session twice never counts a decision twice. Storage and the
-services over it are in `engine/corrections.py`.
+services over it are in `engine/corrections.py`; listing, export and import in
+`engine/pack_share.py`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
+from coachctl.engine import scope
 from coachctl.engine.coaching import setting
-from coachctl.errors import CoachctlError, UsageError
-
-if TYPE_CHECKING:
-    from coachctl.engine.workflow import Step, Workflow
+from coachctl.errors import CoachctlError
 
 PACK_VERSION = 1
 #: Observations kept per step (at least the workflow's `window`): the rule reads the last `window`.
@@ -49,8 +58,59 @@ SOURCES = {
 # -- the pack --------------------------------------------------------------------------------
 
 
-def new_pack(workflow_id: str) -> dict[str, Any]:
-    return {"version": PACK_VERSION, "workflow_id": workflow_id, "folded": {}, "steps": {}}
+def new_pack(workflow_id: str, names: Sequence[str] = ()) -> dict[str, Any]:
+    pack: dict[str, Any] = {
+        "version": PACK_VERSION,
+        "workflow_id": workflow_id,
+        "folded": {},
+        "steps": {},
+    }
+    if names:
+        pack["trust_scope"] = list(names)
+        pack["scopes"] = {}
+    return pack
+
+
+def names_of(pack: Mapping[str, Any]) -> tuple[str, ...]:
+    """The trust_scope names a pack was built for (() for a pack from before scopes)."""
+    return scope.names_of({"trust_scope": pack.get("trust_scope") or []})
+
+
+def built_for(pack: Mapping[str, Any], names: Sequence[str]) -> bool:
+    """Was this pack built for this trust_scope? Else it is stale: rebuild it."""
+    return names_of(pack) == tuple(names)
+
+
+def part(pack: dict[str, Any], key: str) -> dict[str, Any]:
+    """The part of a pack that holds scope `key`'s entries (created when missing)."""
+    if not key:
+        return pack
+    return pack.setdefault("scopes", {}).setdefault(key, {"steps": {}})  # type: ignore[no-any-return]
+
+
+def parts(pack: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """("", the pack) then (key, part) of every scope, in key order."""
+    yield "", pack
+    scopes = pack.get("scopes")
+    if isinstance(scopes, Mapping):
+        for key, found in sorted(scopes.items()):
+            if isinstance(found, Mapping) and isinstance(found.get("steps"), Mapping):
+                yield str(key), found
+
+
+def entry_of(pack: Mapping[str, Any], key: str, step_id: str) -> Mapping[str, Any] | None:
+    """A step's entry in scope `key` (read only; None when it has none)."""
+    for k, found in parts(pack):
+        if k == key:
+            entry: Mapping[str, Any] | None = (found.get("steps") or {}).get(step_id)
+            return entry
+    return None
+
+
+def fallback_of(pack: Mapping[str, Any], key: str, step_id: str) -> Mapping[str, Any] | None:
+    """For a scope: the step's unscoped entry, whose hand choices apply where the scope has
+    none of its own (see the module doc). None for the unscoped part itself."""
+    return (pack.get("steps") or {}).get(step_id) if key else None
 
 
 def times(row: Mapping[str, Any]) -> int:
@@ -70,17 +130,44 @@ def step_entry(pack: dict[str, Any], step_id: str) -> dict[str, Any]:
 # -- what a step proposes ------------------------------------------------------------------
 
 
-def effective(entry: Mapping[str, Any] | None, run: str | None) -> tuple[str | None, str | None]:
+def effective(
+    entry: Mapping[str, Any] | None,
+    run: str | None,
+    fallback: Mapping[str, Any] | None = None,
+) -> tuple[str | None, str | None]:
     """(template, source) from a step's pack entry and its current `run`: adopted > run > learned.
 
     An adoption applies only while the step's `run` is still the one it was adopted over.
+    `fallback` (a scope's unscoped entry) lends its hand-made adoption to a scope that has
+    no adoption of its own and has not dropped that command.
     """
     adopted = (entry or {}).get("adopted")
-    if isinstance(adopted, dict) and adopted.get("base") == run and adopted.get("command"):
+    if isinstance(adopted, dict) and _applies(adopted, run):
         return str(adopted["command"]), SOURCES.get(str(adopted.get("source")), "adopted")
+    lent = lent_adoption(entry, run, fallback)
+    if lent is not None:
+        return str(lent["command"]), SOURCES.get(str(lent.get("source")), "adopted")
     if run:
         return run, "run"
     return None, None
+
+
+def _applies(adopted: Any, run: str | None) -> bool:
+    return isinstance(adopted, dict) and adopted.get("base") == run and bool(adopted.get("command"))
+
+
+def lent_adoption(
+    entry: Mapping[str, Any] | None, run: str | None, fallback: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The unscoped hand adoption a scope proposes, when it has none of its own."""
+    if fallback is None or (entry or {}).get("adopted"):
+        return None
+    lent = fallback.get("adopted")
+    if not isinstance(lent, dict) or not by_hand(lent) or not _applies(lent, run):
+        return None
+    if lent["command"] in ((entry or {}).get("dropped") or []):
+        return None
+    return dict(lent)
 
 
 # -- folding decisions in ------------------------------------------------------------------
@@ -119,12 +206,14 @@ def _renders(command: str, variables: Mapping[str, Any]) -> bool:
 
 
 def fold(pack: dict[str, Any], session: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Fold a session's decisions not yet counted into the pack; return new adoptions."""
+    """Fold a session's decisions not yet counted into the pack, in the scope it teaches
+    (`scope.counts_toward` the names the pack was built for); return new adoptions."""
     sid = str(session.get("id"))
     decisions = [d for d in session.get("decisions") or [] if isinstance(d, dict)]
     start = int(pack["folded"].get(sid, 0))
     if start >= len(decisions):
         return []
+    key = scope.counts_toward(session, names_of(pack))
     steps = {s["id"]: s for s in session.get("steps") or [] if isinstance(s, dict) and "id" in s}
     coaching = session.get("coaching") or {}
     window = int(setting(coaching, "window"))
@@ -136,7 +225,7 @@ def fold(pack: dict[str, Any], session: Mapping[str, Any]) -> list[dict[str, Any
             continue
         command = str(d["command"]).strip()
         at = str(d.get("decided_at") or "")
-        entry = step_entry(pack, str(step["id"]))
+        entry = step_entry(part(pack, key), str(step["id"]))
         if kind == "observed":
             entry["observations"].append({"command": command, "at": at, "session_id": sid})
             del entry["observations"][: -max(KEEP_OBSERVATIONS, window)]
@@ -162,10 +251,15 @@ def fold(pack: dict[str, Any], session: Mapping[str, Any]) -> list[dict[str, Any
     adoptions = []
     for step_id, at in touched.items():
         adopted = learn(
-            pack["steps"][step_id], steps[step_id], coaching, session.get("variables") or {}, at
+            part(pack, key)["steps"][step_id],
+            steps[step_id],
+            coaching,
+            session.get("variables") or {},
+            at,
+            fallback_of(pack, key, step_id),
         )
         if adopted is not None:
-            adoptions.append({"step_id": step_id, **adopted})
+            adoptions.append({"step_id": step_id, "scope": scope.parse_key(key), **adopted})
     return adoptions
 
 
@@ -175,11 +269,14 @@ def learn(
     coaching: Mapping[str, Any],
     variables: Mapping[str, Any],
     at: str,
+    fallback: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Apply CONTRACT §5's two rules to one step's entry; the new adoption, if any."""
+    """Apply CONTRACT §5's two rules to one step's entry; the new adoption, if any.
+    `fallback`: the step's unscoped entry when `entry` is a scope's (its hand choices hold
+    there too: its adoption is the current suggestion, its drops are not learned again)."""
     run = step.get("run")
-    current, _ = effective(entry, run)
-    dropped = set(entry.get("dropped") or [])
+    current, _ = effective(entry, run, fallback)
+    dropped = set(entry.get("dropped") or []) | set((fallback or {}).get("dropped") or [])
     adopt_after = int(setting(coaching, "adopt_after"))
     rows = [
         r
@@ -240,6 +337,7 @@ def adopted_events(
             "source": a["source"],
             "base": a.get("base"),
             "from": a.get("from"),
+            "scope": a.get("scope"),
         }
         for a in adoptions
     ]
@@ -255,11 +353,10 @@ def by_hand(adopted: Any) -> bool:
     )
 
 
-def hand_part(pack: Mapping[str, Any]) -> dict[str, Any]:
-    """What of a pack people chose by hand (adopt --command, drop, import): the truth that
-    survives every rebuild. {} when they chose nothing."""
+def _hand_steps(found: Mapping[str, Any]) -> dict[str, Any]:
+    """The hand choices in one part of a pack, per step."""
     steps: dict[str, Any] = {}
-    for step_id, entry in sorted((pack.get("steps") or {}).items()):
+    for step_id, entry in sorted((found.get("steps") or {}).items()):
         hand = entry.get("adopted")
         mine: dict[str, Any] = {}
         if by_hand(hand):
@@ -280,31 +377,52 @@ def hand_part(pack: Mapping[str, Any]) -> dict[str, Any]:
             mine["corrections"] = imported
         if mine:
             steps[str(step_id)] = mine
-    return {"steps": steps} if steps else {}
+    return steps
+
+
+def hand_part(pack: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a pack people chose by hand (adopt --command, drop, import): the truth that
+    survives every rebuild, whatever trust_scope the pack was built for. {} when they chose
+    nothing; `{"steps": …}` unscoped, `{"scopes": {KEY: {"steps": …}}}` per scope."""
+    out: dict[str, Any] = {}
+    for key, found in parts(pack):
+        steps = _hand_steps(found)
+        if not steps:
+            continue
+        if key:
+            out.setdefault("scopes", {})[key] = {"steps": steps}
+        else:
+            out["steps"] = steps
+    return out
 
 
 def replay(
-    workflow_id: str, sessions: Iterable[Mapping[str, Any]], keep: Mapping[str, Any] | None
+    workflow_id: str,
+    sessions: Iterable[Mapping[str, Any]],
+    keep: Mapping[str, Any] | None,
+    names: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The pack a full replay of the workflow's sessions gives, oldest first, starting from
-    the hand choices `keep` (see `hand_part`)."""
-    pack = new_pack(workflow_id)
-    for entry_id, entry in ((keep or {}).get("steps") or {}).items():
-        hand = entry.get("adopted")
-        mine = step_entry(pack, entry_id)
-        mine["dropped"] = list(entry.get("dropped") or [])
-        mine["corrections"] = [
-            {
-                "base": r["base"],
-                "correction": r["correction"],
-                "times": 0,
-                "imported": r["imported"],
-            }
-            for r in entry.get("corrections") or []
-            if r.get("imported")
-        ]
-        if by_hand(hand):
-            mine["adopted"] = dict(hand)
+    """The pack a full replay of the workflow's sessions gives for trust_scope `names`,
+    oldest first, starting from the hand choices `keep` (see `hand_part`; every scope's
+    are kept, even one the current names never ask for)."""
+    pack = new_pack(workflow_id, names)
+    for key, found in parts(keep or {}):
+        for entry_id, entry in (found.get("steps") or {}).items():
+            hand = entry.get("adopted")
+            mine = step_entry(part(pack, key), entry_id)
+            mine["dropped"] = list(entry.get("dropped") or [])
+            mine["corrections"] = [
+                {
+                    "base": r["base"],
+                    "correction": r["correction"],
+                    "times": 0,
+                    "imported": r["imported"],
+                }
+                for r in entry.get("corrections") or []
+                if r.get("imported")
+            ]
+            if by_hand(hand):
+                mine["adopted"] = dict(hand)
     ordered = sorted(
         (s for s in sessions if s.get("workflow_id") == workflow_id and teaches(s)),
         key=lambda s: (str(s.get("created_at", "")), str(s.get("id"))),
@@ -317,330 +435,21 @@ def replay(
 def summary(pack: Mapping[str, Any]) -> dict[str, Any]:
     """What must agree between a pack and its recomputation (order of observations aside)."""
     out: dict[str, Any] = {}
-    for step_id, entry in sorted((pack.get("steps") or {}).items()):
-        adopted = entry.get("adopted") or {}
-        out[step_id] = {
-            "observations": sorted(
-                Counter(o["command"] for o in entry.get("observations") or []).items()
-            ),
-            "corrections": sorted(
-                (str(r["base"]), r["correction"], times(r)) for r in entry.get("corrections") or []
-            ),
-            "adopted": adopted.get("command"),
-        }
+    for key, found in parts(pack):
+        where = f" ({scope.label(scope.parse_key(key))})" if key else ""
+        for step_id, entry in sorted((found.get("steps") or {}).items()):
+            out[f"{step_id}{where}"] = _summary_entry(entry)
     return out
 
 
-# -- what people do by hand (`coachctl corrections`) ---------------------------------------
-
-
-def rows(pack: Mapping[str, Any], workflow: Workflow | None) -> list[dict[str, Any]]:
-    """One row per correction, observed command and adopted suggestion (`corrections list`)."""
-    steps = {s.id: s for s in workflow.steps} if workflow else {}
-    out: list[dict[str, Any]] = []
-    for step_id, entry in sorted((pack.get("steps") or {}).items()):
-        step = steps.get(step_id)
-        run = step.run if step else None
-        current, _ = effective(entry, run)
-        adopted = entry.get("adopted") or {}
-        live = bool(adopted) and step is not None and adopted.get("base") == run
-        found: list[dict[str, Any]] = []
-        for r in entry.get("corrections") or []:
-            found.append(
-                {
-                    "base": r["base"],
-                    "correction": r["correction"],
-                    "times": times(r),
-                    "source": "corrected" if r.get("times") else "imported",
-                    "stale": step is None or r["base"] not in {run, current},
-                    "last_at": r.get("last_at"),
-                }
-            )
-        observed = Counter(o["command"] for o in entry.get("observations") or [])
-        last = {o["command"]: o.get("at") for o in entry.get("observations") or []}
-        for command, n in sorted(observed.items(), key=lambda kv: (-kv[1], kv[0])):
-            found.append(
-                {
-                    "base": None,
-                    "correction": command,
-                    "times": n,
-                    "source": "observed",
-                    "stale": step is None or run is not None,
-                    "last_at": last.get(command),
-                }
-            )
-        seen = False
-        for item in found:
-            same = bool(adopted) and adopted.get("command") == item["correction"]
-            seen = seen or same
-            item["adopted"] = live and same
-            if item["adopted"]:
-                item["source"] = adopted.get("source", item["source"])
-        if adopted and not seen:
-            found.append(
-                {
-                    "base": adopted.get("from"),
-                    "correction": adopted.get("command"),
-                    "times": 0,
-                    "adopted": live,
-                    "source": adopted.get("source"),
-                    "stale": not live,
-                    "last_at": adopted.get("at"),
-                }
-            )
-        for item in found:
-            out.append(
-                {
-                    "workflow_id": str(pack["workflow_id"]),
-                    "step_id": step_id,
-                    **{k: item[k] for k in ROW_KEYS[2:]},
-                }
-            )
-    return out
-
-
-ROW_KEYS = (
-    "workflow_id",
-    "step_id",
-    "base",
-    "correction",
-    "times",
-    "adopted",
-    "source",
-    "stale",
-    "last_at",
-)
-
-
-def hand_event(
-    name: str, workflow_id: str, step_id: str, adopted: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An event for what a person did with `corrections` (no session involved)."""
-    from coachctl.engine.session import current_user, utcnow
-
+def _summary_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    adopted = entry.get("adopted") or {}
     return {
-        "ts": utcnow(),
-        "event": name,
-        "session_id": None,
-        "workflow_id": workflow_id,
-        "step_id": step_id,
-        "command": adopted.get("command"),
-        "source": adopted.get("source"),
-        "base": adopted.get("base"),
-        "from": adopted.get("from"),
-        "by": current_user(),
+        "observations": sorted(
+            Counter(o["command"] for o in entry.get("observations") or []).items()
+        ),
+        "corrections": sorted(
+            (str(r["base"]), r["correction"], times(r)) for r in entry.get("corrections") or []
+        ),
+        "adopted": adopted.get("command"),
     }
-
-
-def find_step(workflow: Workflow, step_id: str) -> Step:
-    for step in workflow.steps:
-        if step.id == step_id:
-            return step
-    ids = ", ".join(s.id for s in workflow.steps)
-    raise UsageError(f"unknown step {step_id!r} in workflow {workflow.id} (steps: {ids})")
-
-
-def check_command(workflow: Workflow, command: str) -> str:
-    """A suggestion given by hand must be a usable `run` template for this workflow."""
-    from coachctl.engine.templates import template_variables
-
-    command = command.strip()
-    if not command:
-        raise UsageError("the command is empty")
-    unknown = [v for v in template_variables(command) if v not in workflow.variables]
-    if unknown:
-        raise UsageError(f"undefined variable in command: {unknown[0]}")
-    from coachctl.engine.templates import render_run
-
-    try:
-        render_run(command, {v: "x" for v in workflow.variables})
-    except CoachctlError as exc:
-        raise UsageError(f"unusable command: {exc.message}") from None
-    return command
-
-
-def most_frequent(
-    entry: Mapping[str, Any], step: Step, current: str | None
-) -> tuple[str, str, str | None]:
-    tally: Counter[str] = Counter()
-    sources: dict[str, str] = {}
-    for r in entry["corrections"]:
-        if current is not None and r["base"] == current:
-            tally[r["correction"]] += times(r)
-            sources[r["correction"]] = "corrected"
-    if step.run is None:
-        for o in entry["observations"]:
-            tally[o["command"]] += 1
-            sources.setdefault(o["command"], "observed")
-    tally.pop(current or "", None)
-    ranked = tally.most_common(2)
-    if not ranked:
-        raise UsageError(
-            f"nothing to adopt for step {step.id}: no corrections or observations "
-            "(use --command CMD)"
-        )
-    if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
-        raise UsageError(
-            f"no single most frequent command for step {step.id} ({ranked[0][0]!r} and "
-            f"{ranked[1][0]!r} tie): choose one with --command"
-        )
-    chosen = ranked[0][0]
-    return chosen, sources[chosen], current
-
-
-# -- export / import -----------------------------------------------------------------------
-
-
-def export(pack: Mapping[str, Any]) -> dict[str, Any]:
-    """A pack as people share it: suggestions and corrections, no per-session bookkeeping."""
-    steps = []
-    for step_id, entry in sorted((pack.get("steps") or {}).items()):
-        item: dict[str, Any] = {"step": step_id}
-        adopted = entry.get("adopted")
-        if adopted:
-            item["suggestion"] = {
-                "command": adopted["command"],
-                "base": adopted.get("base"),
-                "source": adopted.get("source"),
-            }
-        if entry.get("corrections"):
-            item["corrections"] = [
-                {"base": r["base"], "correction": r["correction"], "times": times(r)}
-                for r in entry["corrections"]
-            ]
-        observed = Counter(o["command"] for o in entry.get("observations") or [])
-        if observed:
-            item["observations"] = [{"command": c, "times": n} for c, n in observed.most_common()]
-        if len(item) > 1:
-            steps.append(item)
-    return {"workflow": pack["workflow_id"], "version": PACK_VERSION, "steps": steps}
-
-
-def parse_export(doc: Any, where: str) -> dict[str, Any]:
-    """Validate an exported pack (as loaded from YAML); UsageError naming what is wrong."""
-
-    def bad(msg: str) -> UsageError:
-        return UsageError(f"{where}: invalid correction pack: {msg}")
-
-    if not isinstance(doc, dict):
-        raise bad("expected a mapping with 'workflow' and 'steps'")
-    unknown = set(doc) - {"workflow", "version", "steps"}
-    if unknown:
-        raise bad(f"unknown key {sorted(unknown)[0]!r}")
-    if not isinstance(doc.get("workflow"), str):
-        raise bad("'workflow' must be a workflow id")
-    if not isinstance(doc.get("steps"), list):
-        raise bad("'steps' must be a list")
-    for i, item in enumerate(doc["steps"]):
-        at = f"steps[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("step"), str):
-            raise bad(f"{at}: expected a mapping with 'step'")
-        extra = set(item) - {"step", "suggestion", "corrections", "observations"}
-        if extra:
-            raise bad(f"{at}: unknown key {sorted(extra)[0]!r}")
-        sug = item.get("suggestion")
-        if sug is not None and (
-            not isinstance(sug, dict)
-            or not isinstance(sug.get("command"), str)
-            or not sug["command"].strip()
-            or not isinstance(sug.get("base"), (str, type(None)))
-        ):
-            raise bad(f"{at}.suggestion: expected 'command' (text) and 'base' (text or null)")
-        for j, r in enumerate(item.get("corrections") or []):
-            if (
-                not isinstance(r, dict)
-                or not isinstance(r.get("correction"), str)
-                or not isinstance(r.get("base"), (str, type(None)))
-                or isinstance(r.get("times"), bool)
-                or not isinstance(r.get("times"), int)
-                or r["times"] < 0
-            ):
-                raise bad(f"{at}.corrections[{j}]: expected base, correction and times (>= 0)")
-        if not isinstance(item.get("corrections") or [], list) or not isinstance(
-            item.get("observations") or [], list
-        ):
-            raise bad(f"{at}: corrections and observations must be lists")
-    return doc
-
-
-def plan_import(
-    pack: Mapping[str, Any], doc: Mapping[str, Any], workflow: Workflow
-) -> list[dict[str, Any]]:
-    """The changes importing `doc` would make to `pack`, one dict each (nothing is written)."""
-    changes: list[dict[str, Any]] = []
-    for item in doc["steps"]:
-        step = find_step(workflow, item["step"])
-        entry = (pack.get("steps") or {}).get(step.id) or {}
-        sug = item.get("suggestion")
-        if sug:
-            command = check_command(workflow, sug["command"])
-            have = (entry.get("adopted") or {}).get("command")
-            if have != command or (entry.get("adopted") or {}).get("base") != sug.get("base"):
-                stale = sug.get("base") != step.run
-                changes.append(
-                    {
-                        "step_id": step.id,
-                        "what": "suggestion",
-                        "old": have,
-                        "new": command,
-                        "base": sug.get("base"),
-                        "stale": stale,
-                    }
-                )
-        for r in item.get("corrections") or []:
-            mine = next(
-                (
-                    x
-                    for x in entry.get("corrections") or []
-                    if x["base"] == r["base"] and x["correction"] == r["correction"]
-                ),
-                None,
-            )
-            old = times(mine) if mine else 0
-            if r["times"] > old:
-                changes.append(
-                    {
-                        "step_id": step.id,
-                        "what": "correction",
-                        "base": r["base"],
-                        "new": r["correction"],
-                        "old_times": old,
-                        "times": r["times"],
-                    }
-                )
-    return changes
-
-
-def apply_import(
-    pack: dict[str, Any], doc: Mapping[str, Any], workflow: Workflow
-) -> list[dict[str, Any]]:
-    """Apply an exported pack to `pack`: its suggestions become `imported` adoptions (over
-    the base they were made for); correction counts rise to the imported ones."""
-    from coachctl.engine.session import utcnow
-
-    changes = plan_import(pack, doc, workflow)
-    for c in changes:
-        entry = step_entry(pack, c["step_id"])
-        if c["what"] == "suggestion":
-            entry["adopted"] = {
-                "command": c["new"],
-                "source": "imported",
-                "base": c["base"],
-                "from": None,
-                "at": utcnow(),
-            }
-            entry["dropped"] = [x for x in entry["dropped"] if x != c["new"]]
-        else:
-            mine = next(
-                (
-                    x
-                    for x in entry["corrections"]
-                    if x["base"] == c["base"] and x["correction"] == c["new"]
-                ),
-                None,
-            )
-            if mine is None:
-                mine = {"base": c["base"], "correction": c["new"], "times": 0}
-                entry["corrections"].append(mine)
-            mine["imported"] = c["times"]
-    return changes

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
 
 
 def snapshot_steps(
-    store: Store, workflow: Workflow, variables: Mapping[str, str]
+    store: Store,
+    workflow: Workflow,
+    variables: Mapping[str, str],
+    within: Mapping[str, str | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The steps as this session will run them: templates, filled-in commands, suggestions."""
+    """The steps as this session will run them: templates, filled-in commands, suggestions
+    (those of its trust scope `within`: what staging learned is never prod's suggestion)."""
     from coachctl.engine import corrections
     from coachctl.engine.templates import render_run, render_text
 
-    proposed = corrections.suggestions(store, workflow)
+    proposed = corrections.suggestions(store, workflow, within)
     steps = []
     for step in workflow.steps:
         data = step.to_dict()
@@ -84,16 +88,16 @@ def plan(
         raise UsageError(f"invalid mode: {mode} (expected one of {', '.join(sm.MODES)})")
     workflow = load_workflow(resolve_workflow_path(workflow_ref, store.home))
     variables = resolve_variables(workflow, parse_var_assignments(var_items))
-    steps = snapshot_steps(store, workflow, variables)
+    from coachctl.engine.scope import scope_of
+
+    within = scope_of({"variables": variables}, workflow.coaching.trust_scope) or None
+    steps = snapshot_steps(store, workflow, variables, within)
     index = 0
     if start_at is not None:
         ids = [s["id"] for s in steps]
         if start_at not in ids:
             raise UsageError(f"unknown step for --start-at: {start_at} (steps: {', '.join(ids)})")
         index = ids.index(start_at)
-    from coachctl.engine.scope import scope_of
-
-    within = scope_of({"variables": variables}, workflow.coaching.trust_scope) or None
     metrics = history.workflow_metrics(store, workflow, within=within)
     levels = [s["level"] for s in metrics["steps"]]
     blocking = [s for s in metrics["steps"][index:] if not s["ready"]]

@@ -159,7 +159,7 @@ def recent_decisions(
 
 def corrections(store: Store, workflow_id: str) -> list[dict[str, Any]]:
     """The workflow's correction pack as `corrections list` rows (learned, adopted, corrected)."""
-    from coachctl.engine import learning
+    from coachctl.engine import pack_share
     from coachctl.engine.corrections import load_pack
     from coachctl.engine.workflow_files import resolve_workflow_path
     from coachctl.engine.workflow_load import load_workflow
@@ -173,7 +173,7 @@ def corrections(store: Store, workflow_id: str) -> list[dict[str, Any]]:
         workflow = load_workflow(resolve_workflow_path(workflow_id, store.home))
     except CoachctlError:
         workflow = None
-    return learning.rows(pack, workflow)
+    return pack_share.rows(pack, workflow)
 
 
 # -- shaping ---------------------------------------------------------------------------------
@@ -269,7 +269,12 @@ def gather(
         item["sessions_shown"] = len(shown)
         item["untimed_sessions"] = len(every) - len(rows)
         item["level_changes"] = changes.get(wf, [])
-        item["corrections"] = corrections(store, wf)
+        # A scope's object shows its own entries and those for every scope (scope null).
+        item["corrections"] = [
+            r
+            for r in corrections(store, wf)
+            if not w.get("scope") or r["scope"] in (None, w["scope"])
+        ]
         newest = [r[0] for r in reversed(every[-RECENT_SESSIONS:])]
         item["recent"] = recent_decisions(store, newest, since)
         workflows.append(item)

@@ -231,12 +231,14 @@ def _changes(w: Mapping[str, Any]) -> str:
 
 
 def _corrections(w: Mapping[str, Any]) -> str:
+    from coachctl.engine.scope import label
+
     rows = w.get("corrections") or []
     if not rows:
         return '<p class="muted">Nothing learned, adopted or corrected yet.</p>'
     out = [
         [
-            _code(r["step_id"]),
+            _code(r["step_id"]) + (f" ({esc(label(r['scope']))})" if r.get("scope") else ""),
             _code(r.get("base")),
             _code(r.get("correction")),
             esc(r.get("times")),

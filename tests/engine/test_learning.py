@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from coachctl.engine import corrections, learning
+from coachctl.engine import corrections, learning, pack_share, scope
 from coachctl.engine.records import derive
 from coachctl.engine.stores import file_store
 from coachctl.engine.workflow import Workflow
@@ -194,7 +196,7 @@ def test_different_and_failed_corrections_do_not_add_up(store: FileStore) -> Non
     feed(store, wf, "s-02", [correct("echo two", outcome="failed")])
     feed(store, wf, "s-03", [correct("echo one")])  # the suggestion itself: no correction
     assert suggestion(store, wf, "build") == ("echo {{ x }}", "run")
-    rows = learning.rows(corrections.load_pack(store, "wf"), wf)
+    rows = pack_share.rows(corrections.load_pack(store, "wf"), wf)
     assert [(r["correction"], r["times"], r["adopted"]) for r in rows] == [
         ("echo two", 1, False),
         ("echo three", 1, False),
@@ -227,7 +229,7 @@ def test_an_adoption_goes_stale_when_run_changes(store: FileStore) -> None:
         store, text=WF.format(min_obs=3, window=50).replace("echo {{ x }}", "make {{ x }}")
     )
     assert suggestion(store, changed, "build") == ("make {{ x }}", "run")
-    rows = learning.rows(corrections.load_pack(store, "wf"), changed)
+    rows = pack_share.rows(corrections.load_pack(store, "wf"), changed)
     assert [(r["correction"], r["adopted"], r["stale"]) for r in rows] == [
         ("echo two", False, True)
     ]
@@ -344,7 +346,7 @@ def test_adopt_refuses_a_tie(store: FileStore) -> None:
 def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     wf = workflow(store, min_obs=2)
     feed(store, wf, "s-01", [correct("echo two"), correct("echo two"), manual("a"), manual("a")])
-    doc = learning.export(corrections.load_pack(store, "wf"))
+    doc = pack_share.export(corrections.load_pack(store, "wf"))
     assert doc == {
         "workflow": "wf",
         "version": 1,
@@ -367,7 +369,7 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     }
     other = file_store(tmp_path / "other")
     wf2 = workflow(other, min_obs=2)
-    parsed = learning.parse_export(doc, "pack.yaml")
+    parsed = pack_share.parse_export(doc, "pack.yaml")
     changes = corrections.apply_import(other, wf2, parsed)
     assert [(c["step_id"], c["what"]) for c in changes] == [
         ("build", "suggestion"),
@@ -376,7 +378,7 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     ]
     assert suggestion(other, wf2, "build") == ("echo two", "imported")
     assert suggestion(other, wf2, "notify") == ("a", "imported")
-    again = learning.export(corrections.load_pack(other, "wf"))
+    again = pack_share.export(corrections.load_pack(other, "wf"))
     assert [s["step"] for s in again["steps"]] == ["build", "notify"]
     assert again["steps"][0]["corrections"] == doc["steps"][0]["corrections"]
     assert again["steps"][0]["suggestion"]["command"] == "echo two"
@@ -384,7 +386,7 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
     # Its own sessions add to the imported count only beyond it (max, not sum).
     feed(other, wf2, "t-01", [correct("echo two")])
     assert (
-        learning.export(corrections.load_pack(other, "wf"))["steps"][0]["corrections"][0]["times"]
+        pack_share.export(corrections.load_pack(other, "wf"))["steps"][0]["corrections"][0]["times"]
         == 2
     )
 
@@ -414,6 +416,55 @@ def test_export_import_round_trip(tmp_path: Path, store: FileStore) -> None:
 )
 def test_parse_export_refuses(doc: Any, message: str) -> None:
     with pytest.raises(UsageError) as exc:
-        learning.parse_export(doc, "pack.yaml")
+        pack_share.parse_export(doc, "pack.yaml")
     assert str(exc.value).startswith("pack.yaml: invalid correction pack: ")
     assert message in str(exc.value)
+
+
+# -- trust scope -----------------------------------------------------------------------------
+
+LESSONS = st.sampled_from(["correct two", "correct three", "manual p", "manual q", "accept"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.lists(LESSONS, min_size=1, max_size=4)),
+        max_size=12,
+    )
+)
+def test_a_scopes_part_is_what_its_sessions_alone_teach(
+    tmp_path_factory: pytest.TempPathFactory, runs: list[tuple[str, list[str]]]
+) -> None:
+    """Learning per scope: the part of a pack built for trust_scope [x] for x=V equals the
+    unscoped pack of a home that holds only V's sessions."""
+    home = tmp_path_factory.getbasetemp() / "scoped-learning"
+    wf = load_workflow(write_workflow(home, "wf", WF.format(min_obs=2, window=50)))
+
+    def decision(lesson: str) -> dict[str, Any]:
+        kind, _, what = lesson.partition(" ")
+        if kind == "correct":
+            return correct(f"echo {what}")
+        if kind == "manual":
+            return manual(what)
+        return dict(correct("x"), decision="accept", command="echo one")
+
+    sessions = []
+    for i, (value, lessons) in enumerate(runs):
+        data = session(f"s-{i:02d}", wf, [decision(x) for x in lessons])
+        data["variables"] = {"x": value}
+        data["coaching"] = {**data["coaching"], "trust_scope": ["x"]}
+        data["scope"] = {"x": value}
+        sessions.append(data)
+    scoped = learning.replay("wf", sessions, None, ["x"])
+    assert learning.names_of(scoped) == ("x",)
+    for value in ("a", "b"):
+        alone = [
+            {**s, "coaching": {k: v for k, v in s["coaching"].items() if k != "trust_scope"}}
+            for s in sessions
+            if s["variables"]["x"] == value
+        ]
+        want = learning.summary(learning.replay("wf", alone, None))
+        have = learning.part(scoped, scope.key_of({"x": value}))
+        assert learning.summary({"steps": have["steps"]}) == want
+    assert scoped["steps"] == {}  # nothing is learned for no scope

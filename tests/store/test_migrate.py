@@ -124,3 +124,32 @@ def test_migrate_shows_a_progress_bar_on_a_terminal(cli: Cli, pg_empty: str) -> 
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_scopes_hand_choice_moves_both_ways(cli: Cli, pg_empty: str, tmp_path: Path) -> None:
+    """Hand choices per trust scope are part of the record every store keeps whole."""
+    from tests.commands.test_scope import DEPLOY
+    from tests.conftest import write_workflow
+
+    write_workflow(cli.home, "deploy", DEPLOY)
+    adopt = ("corrections", "adopt", "deploy", "deploy", "--command", "echo careful")
+    assert cli(*adopt, "--var", "env=prod").exit_code == 0
+
+    def proposes(c: Cli, value: str, env: dict[str, str] | None = None) -> object:
+        got = c("coach", "deploy", "--no-input", "--var", f"env={value}", "--format", "json",
+                env=env)  # fmt: skip
+        assert got.exit_code == 0, got.stderr
+        return json.loads(got.stdout)["step"]["suggestion"]
+
+    assert cli("store", "migrate", "--to", pg_empty).exit_code == 0
+    on_pg = {"COACHCTL_STORE": pg_empty}
+    assert proposes(cli, "prod", on_pg) == "echo careful"
+    assert proposes(cli, "staging", on_pg) == "echo deploying to staging"
+
+    back = tmp_path / "back"
+    assert cli("store", "migrate", "--to", str(back), env=on_pg).exit_code == 0
+    shutil.copytree(cli.home / "workflows", back / "workflows")
+    assert proposes(Cli(back), "prod") == "echo careful"
+    (back / "sessions" / "packs" / "deploy.json").unlink()  # rebuilt from the choices alone
+    assert proposes(Cli(back), "prod") == "echo careful"
+    assert proposes(Cli(back), "staging") == "echo deploying to staging"

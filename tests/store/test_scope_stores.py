@@ -50,3 +50,35 @@ def test_a_steps_own_threshold(cli: Cli, store: StoreUnderTest, tmp_path: Path) 
     build, migrate = out["workflows"][0]["steps"]
     assert (build["ready"], migrate["ready"]) == (True, False)
     assert migrate["rules"]["threshold"] == 0.95
+
+
+def test_a_staging_correction_is_never_prods_suggestion(cli: Cli, store: StoreUnderTest) -> None:
+    """Learning per (step, scope) on both stores: adopt_after corrections in staging."""
+    write_workflow(cli.home, "deploy", DEPLOY)
+    fast = "echo deploying to staging --fast"
+    start = ("coach", "deploy", "--no-input", "--var", "env=staging", "--format", "json")
+    for _ in range(2):  # adopt_after: 2
+        sid = json.loads(run(cli.home, *start).stdout)["session_id"]
+        done = run(cli.home, "decide", sid, "correct", "--correction", fast, "--no-exec")
+        assert done.returncode == 0, done.stderr
+
+    def proposes(env: str) -> str:
+        out = run(cli.home, "run", "deploy", "--var", f"env={env}", "--dry-run")
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert fast in proposes("staging")
+    assert fast not in proposes("prod") and "echo deploying to prod" in proposes("prod")
+    listed = json.loads(run(cli.home, "corrections", "list", "deploy", "--format", "json").stdout)
+    assert [(r["scope"], r["adopted"]) for r in listed["corrections"]] == [
+        ({"env": "staging"}, True)
+    ]
+    events = run(cli.home, "events", "--format", "json").stdout.splitlines()
+    adopted = [json.loads(e) for e in events if '"suggestion_adopted"' in e]
+    assert [(e["command"], e["scope"]) for e in adopted] == [(fast, {"env": "staging"})]
+    # A hand choice for prod stays prod's.
+    hand = run(cli.home, "corrections", "adopt", "deploy", "deploy", "--command", "echo careful",
+               "--var", "env=prod")  # fmt: skip
+    assert hand.returncode == 0, hand.stderr
+    assert "echo careful" in proposes("prod") and "echo careful" not in proposes("staging")
+    assert run(cli.home, "doctor").returncode == 0

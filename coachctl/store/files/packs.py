@@ -122,9 +122,22 @@ def read_choices(store: FileStore, workflow_id: str) -> dict[str, Any]:
     if not isinstance(version, int) or version > CHOICES_VERSION:
         raise StateError(f"hand choices {path} were written by a newer coachctl: upgrade")
     steps = obj.get("steps", {})
-    if not all(isinstance(v, dict) for v in steps.values()):
+    scopes = obj.get("scopes", {})  # per trust scope: {KEY: {"steps": …}}
+    if (
+        not all(isinstance(v, dict) for v in steps.values())
+        or not isinstance(scopes, dict)
+        or not all(
+            isinstance(p, dict)
+            and isinstance(p.get("steps"), dict)
+            and all(isinstance(v, dict) for v in p["steps"].values())
+            for p in scopes.values()
+        )
+    ):
         raise StateError(f"damaged hand choices {path}: not a coachctl record")
-    return {"steps": steps} if steps else {}
+    out: dict[str, Any] = {"steps": steps} if steps else {}
+    if scopes:
+        out["scopes"] = scopes
+    return out
 
 
 def write_choices(store: FileStore, workflow_id: str, choices: Mapping[str, Any]) -> None:
