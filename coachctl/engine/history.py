@@ -49,8 +49,9 @@ def _safe_rules(coaching: Any, step: Any = None, **overrides: Any) -> metrics.Ru
 class _Scopes:
     """What the windows cannot say by themselves: which scopes of a workflow were seen, and
     each one's session count and trend. Read from the store's session summaries (each keeps
-    the scope key its decisions count toward: the index on the file store, a column on
-    PostgreSQL), so no session is re-read; an unscoped workflow costs nothing here."""
+    the scope key it recorded, or the values of a session that recorded none: the index on
+    the file store, a column on PostgreSQL), so no session is re-read; an unscoped workflow
+    costs nothing here."""
 
     def __init__(self, store: Store, workflow_id: str, names: Sequence[str]) -> None:
         self.found: dict[str, scope.Scope] = {}
@@ -58,7 +59,7 @@ class _Scopes:
         wanted = set(names)
         summaries, _bad = store.list_sessions(workflow_id)
         for row in summaries:
-            key = str(row.get("scope") or "")
+            key = scope.summary_key(row, names)
             own = scope.parse_key(key) or {}
             if set(own) != wanted:  # counted under another trust_scope (or none): not here
                 continue

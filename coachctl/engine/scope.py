@@ -79,6 +79,16 @@ def counts_toward(session: Mapping[str, Any], names_now: Sequence[str]) -> str:
     return key_of(scope_of(session, names_now)) if names_now else ""
 
 
+def summary_key(row: Mapping[str, Any], names_now: Sequence[str]) -> str:
+    """`counts_toward` from a session's kept summary (its recorded key, else its `values`):
+    what `stats` groups the scopes seen by without re-reading a session."""
+    key = row.get("scope")
+    if isinstance(key, str) and key:
+        return key
+    values = row.get("values")
+    return counts_toward({"variables": values if isinstance(values, Mapping) else {}}, names_now)
+
+
 def parse_key(key: str) -> Scope | None:
     """Inverse of `key_of`: None for "" (no scope)."""
     if not key:
