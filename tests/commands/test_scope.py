@@ -187,14 +187,15 @@ def test_per_step_threshold_blocks_one_sibling(cli: Cli, home: Path) -> None:
 def test_sessions_count_toward_the_scope_they_recorded(cli: Cli, deploy: Path) -> None:
     """A session counts toward the trust_scope it recorded at start, its values taken from
     its `scope` or, when it has none, its `variables`. Sessions from before the workflow had
-    a trust_scope count toward no scope: adding one starts every scope at zero trust."""
+    a trust_scope count toward the values in their `variables` (issue 12)."""
     write_workflow(deploy, "deploy", DEPLOY.replace("  trust_scope: [env]\n", ""))
     accept(cli, "deploy", 3, "--var", "env=staging")
     for path in (deploy / "sessions").glob("*.json"):
         assert "scope" not in json.loads(path.read_text())  # no trust_scope: nothing recorded
     assert cli("readiness", "deploy").exit_code == 0  # unscoped: one pooled history
     write_workflow(deploy, "deploy", DEPLOY)
-    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 1
+    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
+    assert cli("readiness", "deploy", "--var", "env=prod").exit_code == 1
     accept(cli, "deploy", 3, "--var", "env=staging")
     assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
     for path in (deploy / "sessions").glob("*.json"):  # as a writer without `scope` leaves them
