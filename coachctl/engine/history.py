@@ -58,9 +58,11 @@ class _Scopes:
         self.rates: dict[str, list[float | None]] = {}
         wanted = set(names)
         summaries, _bad = store.list_sessions(workflow_id)
-        for row in summaries:
-            key = scope.summary_key(row, names)
-            own = scope.parse_key(key) or {}
+        parsed: dict[str, scope.Scope] = {}  # a few keys over many sessions: parse each once
+        for row, key in zip(summaries, scope.summary_keys(summaries, names), strict=True):
+            own = parsed.get(key)
+            if own is None:
+                own = parsed[key] = scope.parse_key(key) or {}
             if set(own) != wanted:  # counted under another trust_scope (or none): not here
                 continue
             self.found[key] = own

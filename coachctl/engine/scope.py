@@ -21,7 +21,7 @@ Pure engine code: no click, no printing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from coachctl.errors import UsageError
@@ -87,6 +87,24 @@ def summary_key(row: Mapping[str, Any], names_now: Sequence[str]) -> str:
         return key
     values = row.get("values")
     return counts_toward({"variables": values if isinstance(values, Mapping) else {}}, names_now)
+
+
+def summary_keys(rows: Iterable[Mapping[str, Any]], names_now: Sequence[str]) -> Iterator[str]:
+    """`summary_key` of each row; each distinct set of values is keyed once (10,000 old
+    sessions share a handful of scopes, and `stats` walks them all)."""
+    names = tuple(names_now)
+    cache: dict[tuple[str | None, ...], str] = {}
+    for row in rows:
+        key = row.get("scope")
+        if isinstance(key, str) and key:
+            yield key
+            continue
+        raw = row.get("values")
+        values = raw if isinstance(raw, Mapping) else {}
+        found = tuple(v if isinstance(v := values.get(n), str) else None for n in names)
+        if found not in cache:
+            cache[found] = summary_key(row, names)
+        yield cache[found]
 
 
 def parse_key(key: str) -> Scope | None:
