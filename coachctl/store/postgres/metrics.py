@@ -23,18 +23,24 @@ _KEYS = (
 )
 # Two index-backed top-Ns merged: the rows recorded with the scope, and (on a scope only) the
 # unscoped rows whose session's kept `values` hold it (store/scopes.py; `want` is null for "").
+# Each branch orders by `seq` alone, as the index does, taking the ties at the n-th row too
+# (WITH TIES), and the merge orders exactly: no sort below the LIMIT, so a branch stops after
+# n rows whatever the planner's statistics say (with a sort it may read the whole step). The
+# session is a correlated subquery, not a join, for the same reason: the planner walks the
+# window index newest first and looks each session up by key (a join may scan them all).
 _WINDOW = (
     " CROSS JOIN LATERAL (SELECT array_agg(t.kind ORDER BY t.seq, t.session_id, t.pos) AS kinds"
     " FROM (SELECT u.kind, u.seq, u.session_id, u.pos FROM ("
     "(SELECT d.kind, d.seq, d.session_id, d.pos FROM coachctl_decisions d"
     " WHERE d.workflow_id = k.wf AND d.step_id = k.step AND d.suggestion = k.sugg"
-    " AND d.scope = k.scope ORDER BY d.seq DESC, d.session_id DESC, d.pos DESC LIMIT k.n)"
+    " AND d.scope = k.scope ORDER BY d.seq DESC FETCH FIRST (k.n) ROWS WITH TIES)"
     " UNION ALL (SELECT d.kind, d.seq, d.session_id, d.pos FROM coachctl_decisions d"
-    " JOIN coachctl_sessions s ON s.id = d.session_id"
     " WHERE k.want IS NOT NULL AND d.workflow_id = k.wf AND d.step_id = k.step"
-    " AND d.suggestion = k.sugg AND d.scope = '' AND s.summary->'values' @> k.want::jsonb"
-    " AND NOT (s.summary->'values' ?| ARRAY(SELECT jsonb_array_elements_text(k.absent::jsonb)))"
-    " ORDER BY d.seq DESC, d.session_id DESC, d.pos DESC LIMIT k.n)) u"
+    " AND d.suggestion = k.sugg AND d.scope = ''"
+    " AND (SELECT s.summary->'values' @> k.want::jsonb AND NOT (s.summary->'values'"
+    " ?| ARRAY(SELECT jsonb_array_elements_text(k.absent::jsonb)))"
+    " FROM coachctl_sessions s WHERE s.id = d.session_id)"
+    " ORDER BY d.seq DESC FETCH FIRST (k.n) ROWS WITH TIES)) u"
     " ORDER BY u.seq DESC, u.session_id DESC, u.pos DESC LIMIT k.n) t) w"
 )
 
