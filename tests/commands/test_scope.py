@@ -311,3 +311,25 @@ def test_a_huge_window_recorded_in_an_old_session_breaks_nothing(cli: Cli, home:
     assert w["rules"]["window"] == 50  # the recorded nonsense is ignored: the defaults
     assert cli("readiness", "siblings").exit_code == 1
     assert cli("doctor").exit_code == 0
+
+
+def test_a_session_open_when_the_trust_scope_is_added(cli: Cli, deploy: Path) -> None:
+    """Decided (docs/reference.md): a session started before its workflow had a trust_scope
+    keeps its snapshot (unscoped: `show` says AUTO from the staging sessions like it), but
+    runs a step unasked only when the scope its values count toward now has earned it, and
+    its decisions count toward that scope."""
+    write_workflow(deploy, "deploy", DEPLOY.replace("  trust_scope: [env]\n", ""))
+    staging = cli.json("run", "deploy", "--no-input", "--var", "env=staging")  # mixed
+    prod = cli.json("run", "deploy", "--no-input", "--var", "env=prod")
+    assert staging["status"] == prod["status"] == "active"  # no trust yet: both wait
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    write_workflow(deploy, "deploy", DEPLOY)
+    assert cli.json("show", prod["session_id"])["step"]["level"] == "AUTO"  # its snapshot
+    asked = cli.json("resume", prod["session_id"], "--no-input")
+    assert (asked["status"], asked["stats"]["accepted"]) == ("active", 0)  # a person decides
+    ran = cli.json("resume", staging["session_id"], "--no-input")
+    assert ran["status"] == "completed"  # staging earned it: its step ran unasked
+    assert cli("decide", prod["session_id"], "accept", "--no-exec").exit_code == 0
+    (row,) = cli.json("stats", "deploy", "--var", "env=prod")["workflows"]
+    assert (row["sessions"], row["accepted"], row["level"]) == (1, 1, "COACHING")
+    assert cli("doctor").exit_code == 0
