@@ -2,8 +2,9 @@
 
 A step's window is the latest N decision rows on exactly its suggestion and scope, in
 order of record (`seq`, then session id and position, as the file store's index orders
-them). Each window is an index-backed top-N (`LATERAL … ORDER BY seq DESC LIMIT n` on
-`coachctl_decisions_window`), which reads N rows per step however long the history: a
+them). Each window is an index-backed top-N (`LATERAL … ORDER BY seq DESC FETCH FIRST n ROWS
+WITH TIES` on `coachctl_decisions_window`, then the exact order and LIMIT n), which reads N
+rows per step however long the history: a
 window function (`row_number() OVER (PARTITION BY step ORDER BY seq DESC)`) gives the
 same rows but reads every decision of the step first. A window on a trust scope is two such
 top-Ns merged (store/scopes.py): the rows recorded with it, and the rows of sessions that
