@@ -4,7 +4,9 @@
 Writes N session files (default 10,000) of a `trust_scope: [env]` workflow spread over three
 envs, as `run` records them, then times real processes: cold `stats --format json` (builds the
 index), warm `stats` (median of --repeat), `readiness ship --var env=prod`, and the same warm
-`stats` on an unscoped copy of the workflow for comparison. Prints each number.
+`stats` on an unscoped copy of the workflow for comparison, and warm `stats` and `readiness`
+on a home whose sessions were all recorded before the workflow had its trust_scope (they count
+toward the env in their variables: the index matches them at query time). Prints each number.
 
     .venv/bin/python benchmarks/bench_scope.py                    # 10,000 sessions
     .venv/bin/python benchmarks/bench_scope.py --sessions 2000    # a quick run
@@ -31,15 +33,15 @@ from tests.engine.test_scope import WORKFLOW, _session  # noqa: E402  (the tests
 ENVS = ("staging", "prod", "dev")
 
 
-def home(root: Path, n: int, scoped: bool) -> Path:
-    h = root / ("scoped" if scoped else "plain")
+def home(root: Path, n: int, scoped: bool, legacy: bool = False) -> Path:
+    h = root / ("legacy" if legacy else "scoped" if scoped else "plain")
     (h / "workflows").mkdir(parents=True)
     (h / "sessions").mkdir(mode=0o700)
     scope = "  trust_scope: [env]\n" if scoped else ""
     text = WORKFLOW.format(scope=scope, window=50, strict="true")
     (h / "workflows" / "ship.yaml").write_text(text)
     for i in range(n):
-        data = _session(i, ENVS[i % 3], ["accept"] * 10, "full" if scoped else "")
+        data = _session(i, ENVS[i % 3], ["accept"] * 10, "full" if scoped and not legacy else "")
         (h / "sessions" / f"{data['id']}.json").write_text(json.dumps(data))
     return h
 
@@ -76,6 +78,13 @@ def main() -> None:
         timed(plain, "stats", "--format", "json")
         flat = [timed(plain, "stats", "--format", "json") for _ in range(args.repeat)]
         print(f"warm stats, unscoped (median)     {statistics.median(flat):.3f} s")
+        shutil.rmtree(plain)
+        old = home(root, args.sessions, True, legacy=True)
+        timed(old, "stats", "--format", "json")
+        warm = [timed(old, "stats", "--format", "json") for _ in range(args.repeat)]
+        print(f"warm stats, sessions before trust_scope     {statistics.median(warm):.3f} s")
+        ready = [timed(old, "readiness", "ship", "--var", "env=prod") for _ in range(args.repeat)]
+        print(f"readiness --var env=prod, same home         {statistics.median(ready):.3f} s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

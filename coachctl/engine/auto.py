@@ -35,6 +35,7 @@ def run_auto_steps(
     from coachctl.engine import history
 
     outcome = Outcome(session)
+    names = history.names_now(store, session) if session.mode == "mixed" else ()
     while True:
         session = load(store, session.id)
         outcome.session = session
@@ -45,7 +46,7 @@ def run_auto_steps(
             return outcome  # interrupted or running elsewhere: a person decides
         if session.last_attempt_failed() or session.step_interrupted():
             return outcome  # a step that failed or was stopped is never retried unasked
-        if session.mode == "mixed" and history.step_level(store, session, step) != "AUTO":
+        if session.mode == "mixed" and not history.may_run_alone(store, session, step, names):
             return outcome
         if not step.get("command"):
             return outcome

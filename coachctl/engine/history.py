@@ -49,17 +49,20 @@ def _safe_rules(coaching: Any, step: Any = None, **overrides: Any) -> metrics.Ru
 class _Scopes:
     """What the windows cannot say by themselves: which scopes of a workflow were seen, and
     each one's session count and trend. Read from the store's session summaries (each keeps
-    the scope key its decisions count toward: the index on the file store, a column on
-    PostgreSQL), so no session is re-read; an unscoped workflow costs nothing here."""
+    the scope key it recorded, or the values of a session that recorded none: the index on
+    the file store, a column on PostgreSQL), so no session is re-read; an unscoped workflow
+    costs nothing here."""
 
     def __init__(self, store: Store, workflow_id: str, names: Sequence[str]) -> None:
         self.found: dict[str, scope.Scope] = {}
         self.rates: dict[str, list[float | None]] = {}
         wanted = set(names)
         summaries, _bad = store.list_sessions(workflow_id)
-        for row in summaries:
-            key = str(row.get("scope") or "")
-            own = scope.parse_key(key) or {}
+        parsed: dict[str, scope.Scope] = {}  # a few keys over many sessions: parse each once
+        for row, key in zip(summaries, scope.summary_keys(summaries, names), strict=True):
+            own = parsed.get(key)
+            if own is None:
+                own = parsed[key] = scope.parse_key(key) or {}
             if set(own) != wanted:  # counted under another trust_scope (or none): not here
                 continue
             self.found[key] = own
@@ -391,19 +394,31 @@ def session_scope(session: Session) -> scope.Scope | None:
     return scope.scope_of(data) or None
 
 
-def _session_key(session: Session, step: Mapping[str, Any]) -> WindowKey | None:
+def _session_key(
+    session: Session, step: Mapping[str, Any], names_now: Sequence[str] | None = None
+) -> WindowKey | None:
     suggestion = step.get("suggestion") or None
     if not suggestion:
         return None
     rules = _safe_rules(session.coaching, step.get("coaching"))
-    key = scope.key_of(session_scope(session))
+    if names_now:
+        data = {**session.extra, "coaching": session.coaching, "variables": session.variables}
+        key = scope.counts_toward(data, names_now)
+    else:
+        key = scope.key_of(session_scope(session))
     return (session.workflow_id, str(step["id"]), str(suggestion), key, rules.window)
 
 
-def session_step_metrics(store: Store, session: Session, step: Mapping[str, Any]) -> dict[str, Any]:
+def session_step_metrics(
+    store: Store,
+    session: Session,
+    step: Mapping[str, Any],
+    names_now: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """CONTRACT §5 step metrics for the command a session's step carries (its snapshot),
-    in the session's own trust scope."""
-    key = _session_key(session, step)
+    in the session's own trust scope; with `names_now` (see `names_now`) in the scope its
+    decisions count toward under the workflow's trust_scope now."""
+    key = _session_key(session, step, names_now)
     kinds: list[str] = []
     if key is not None:
         answer = store.metrics({"windows": [key], "workflows": [], "trend": 0})
@@ -411,13 +426,49 @@ def session_step_metrics(store: Store, session: Session, step: Mapping[str, Any]
     rules = _safe_rules(session.coaching, step.get("coaching"))
     suggestion = step.get("suggestion") or None
     out = metrics.step_metrics(str(step["id"]), suggestion, kinds, rules, step.get("max_level"))
-    out["scope"] = session_scope(session)
+    if names_now and key is not None:
+        out["scope"] = scope.parse_key(key[3])
+    else:
+        out["scope"] = session_scope(session)
     return out
 
 
-def step_level(store: Store, session: Session, step: Mapping[str, Any]) -> str:
+def step_level(
+    store: Store, session: Session, step: Mapping[str, Any], names_now: Sequence[str] | None = None
+) -> str:
     """The level of a session's step on the suggestion it carries."""
-    return str(session_step_metrics(store, session, step)["level"])
+    return str(session_step_metrics(store, session, step, names_now)["level"])
+
+
+def names_now(store: Store, session: Session) -> tuple[str, ...]:
+    """The trust_scope a session's workflow file has now, when the session recorded none (it
+    started before the workflow had one); () when it recorded one or the file is unreadable.
+    Only for running steps unasked: it reads the workflow file, which `decide` never does."""
+    if scope.names_of(session.coaching):
+        return ()
+    from coachctl.engine.workflow_files import resolve_workflow_path
+    from coachctl.engine.workflow_load import load_workflow
+    from coachctl.errors import CoachctlError
+
+    try:
+        path = session.workflow_path or resolve_workflow_path(session.workflow_id, store.home)
+        workflow = load_workflow(path)
+    except (CoachctlError, OSError):
+        return ()
+    if workflow.id != session.workflow_id:
+        return ()
+    return tuple(workflow.coaching.trust_scope)
+
+
+def may_run_alone(
+    store: Store, session: Session, step: Mapping[str, Any], names: Sequence[str]
+) -> bool:
+    """A mixed session's step runs unasked only at AUTO in its own snapshot and, for a session
+    from before its workflow had a trust_scope (`names`: that trust_scope now), also at AUTO
+    in the scope its values count toward: staging's trust never runs a prod step unasked."""
+    if step_level(store, session, step) != "AUTO":
+        return False
+    return not names or step_level(store, session, step, names) == "AUTO"
 
 
 def level_changes(txn: SessionTxn, data: Mapping[str, Any]) -> list[dict[str, Any]]:

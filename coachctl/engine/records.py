@@ -41,7 +41,7 @@ def seq_of(d: Mapping[str, Any]) -> int:
 def derive(data: Mapping[str, Any]) -> Derived:
     """Rows, counts and pack folds of one session; StateError when it is not a valid one."""
     from coachctl.engine import learning
-    from coachctl.engine.scope import scope_key
+    from coachctl.engine.scope import scope_key, values_of
     from coachctl.engine.session import Session
 
     Session.from_dict(data)  # the same validation every reader applies
@@ -82,6 +82,8 @@ def derive(data: Mapping[str, Any]) -> Derived:
         "suggestions": c["suggestions"],
         "folds": len(decisions) if learning.teaches(data) else 0,
         "scope": scope,
+        # Recorded no trust_scope: a window on a scope the workflow has now matches these.
+        "values": {} if scope else values_of(data),
     }
 
 

@@ -6,11 +6,19 @@ and say nothing about prod. A *scope* is a mapping {variable: value} over the wo
 be stored, compared and grouped by as a plain string on any store.
 
 Decided where the contract is silent:
-- A session's scope names are the `trust_scope` its `coaching` snapshot recorded at start, and
-  its values are those it recorded (`scope`), else its `variables`. The stores derive each
-  session's rows once, when it is written, so a session recorded before its workflow had a
-  `trust_scope` counts toward no scope: adding `trust_scope: [env]` later starts every scope
-  at zero (it fails closed) rather than splitting the old history by the env each session had.
+- A session counts toward `counts_toward(session, names_now)`: the scope it recorded at start
+  (the `trust_scope` in its `coaching` snapshot, values from its `scope`, else its
+  `variables`); a session that recorded none (it started before its workflow had a
+  `trust_scope`) counts toward the values in its `variables` over the workflow's trust_scope
+  *now*. Its rows are stored with scope "" and its values in its summary, and a window on a
+  scope matches them at query time (store/scopes.py), so adding `trust_scope: [env]` later
+  splits the old history by the env each session had, and changing the list re-splits it
+  (a session that recorded a trust_scope keeps the one it recorded).
+- Such a session, still open when the trust_scope is added, keeps its snapshot (no
+  trust_scope: `show` and its level events judge it on the unscoped window of sessions like
+  it), but a mixed run takes a step unasked only when it is also AUTO in the scope its values
+  count toward now (`history.may_run_alone`, which reads the workflow file once per run:
+  `decide` never does). Its decisions count toward that scope for everyone else.
 - A session that never had a value for a scope variable has `null` there: it counts toward
   no scope that a run can ask for.
 - A session's scope is fixed at start: `resume` and `decide` take no `--var`, so nothing can
@@ -21,7 +29,7 @@ Pure engine code: no click, no printing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from coachctl.errors import UsageError
@@ -77,6 +85,34 @@ def counts_toward(session: Mapping[str, Any], names_now: Sequence[str]) -> str:
     if recorded:
         return scope_key(session, recorded)
     return key_of(scope_of(session, names_now)) if names_now else ""
+
+
+def summary_key(row: Mapping[str, Any], names_now: Sequence[str]) -> str:
+    """`counts_toward` from a session's kept summary (its recorded key, else its `values`):
+    what `stats` groups the scopes seen by without re-reading a session."""
+    key = row.get("scope")
+    if isinstance(key, str) and key:
+        return key
+    values = row.get("values")
+    return counts_toward({"variables": values if isinstance(values, Mapping) else {}}, names_now)
+
+
+def summary_keys(rows: Iterable[Mapping[str, Any]], names_now: Sequence[str]) -> Iterator[str]:
+    """`summary_key` of each row; each distinct set of values is keyed once (10,000 old
+    sessions share a handful of scopes, and `stats` walks them all)."""
+    names = tuple(names_now)
+    cache: dict[tuple[str | None, ...], str] = {}
+    for row in rows:
+        key = row.get("scope")
+        if isinstance(key, str) and key:
+            yield key
+            continue
+        raw = row.get("values")
+        values = raw if isinstance(raw, Mapping) else {}
+        found = tuple(v if isinstance(v := values.get(n), str) else None for n in names)
+        if found not in cache:
+            cache[found] = summary_key(row, names)
+        yield cache[found]
 
 
 def parse_key(key: str) -> Scope | None:

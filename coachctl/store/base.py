@@ -36,6 +36,8 @@ EventCursor = str
 #: (workflow_id, step_id, suggestion, scope, window): one step window to count.
 #: `suggestion` is the exact template; `scope` is "" when the workflow has no trust_scope,
 #: else the canonical JSON the engine's `scope_key(session)` computes. `window` >= 1.
+#: A window on a scope also counts the rows of sessions that recorded none and whose values
+#: match it (store/scopes.py: old sessions count toward the values they had).
 WindowKey = tuple[str, str, str, str, int]
 
 
@@ -55,7 +57,8 @@ class SessionSummary(TypedDict):
     updated_at: str
     accepted: int  # counted decisions (metrics.classify) of the whole session
     suggestions: int
-    scope: str  # the trust-scope key its decisions count toward ("" without a trust_scope)
+    scope: str  # the trust-scope key it recorded ("" when it recorded no trust_scope)
+    values: dict[str, str]  # with scope "": its variable values (store/scopes.py), else {}
 
 
 class DecisionRow(TypedDict):
@@ -91,6 +94,7 @@ class Derived(TypedDict):
     suggestions: int
     folds: int
     scope: str  # the session's trust-scope key (`engine/scope.py`), "" without one
+    values: dict[str, str]  # with scope "": the values a scoped window matches (scopes.py)
 
 
 #: The engine's pure function from a session dict to its rows. A store that keeps derived

@@ -34,4 +34,5 @@ def summary_of(data: Mapping[str, Any], derived: Derived) -> SessionSummary:
         "accepted": derived["accepted"],
         "suggestions": derived["suggestions"],
         "scope": derived["scope"],
+        "values": derived["values"],
     }

@@ -187,14 +187,15 @@ def test_per_step_threshold_blocks_one_sibling(cli: Cli, home: Path) -> None:
 def test_sessions_count_toward_the_scope_they_recorded(cli: Cli, deploy: Path) -> None:
     """A session counts toward the trust_scope it recorded at start, its values taken from
     its `scope` or, when it has none, its `variables`. Sessions from before the workflow had
-    a trust_scope count toward no scope: adding one starts every scope at zero trust."""
+    a trust_scope count toward the values in their `variables` (issue 12)."""
     write_workflow(deploy, "deploy", DEPLOY.replace("  trust_scope: [env]\n", ""))
     accept(cli, "deploy", 3, "--var", "env=staging")
     for path in (deploy / "sessions").glob("*.json"):
         assert "scope" not in json.loads(path.read_text())  # no trust_scope: nothing recorded
     assert cli("readiness", "deploy").exit_code == 0  # unscoped: one pooled history
     write_workflow(deploy, "deploy", DEPLOY)
-    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 1
+    assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
+    assert cli("readiness", "deploy", "--var", "env=prod").exit_code == 1
     accept(cli, "deploy", 3, "--var", "env=staging")
     assert cli("readiness", "deploy", "--var", "env=staging").exit_code == 0
     for path in (deploy / "sessions").glob("*.json"):  # as a writer without `scope` leaves them
@@ -309,4 +310,26 @@ def test_a_huge_window_recorded_in_an_old_session_breaks_nothing(cli: Cli, home:
     (w,) = json.loads(r.stdout)["workflows"]
     assert w["rules"]["window"] == 50  # the recorded nonsense is ignored: the defaults
     assert cli("readiness", "siblings").exit_code == 1
+    assert cli("doctor").exit_code == 0
+
+
+def test_a_session_open_when_the_trust_scope_is_added(cli: Cli, deploy: Path) -> None:
+    """Decided (docs/reference.md): a session started before its workflow had a trust_scope
+    keeps its snapshot (unscoped: `show` says AUTO from the staging sessions like it), but
+    runs a step unasked only when the scope its values count toward now has earned it, and
+    its decisions count toward that scope."""
+    write_workflow(deploy, "deploy", DEPLOY.replace("  trust_scope: [env]\n", ""))
+    staging = cli.json("run", "deploy", "--no-input", "--var", "env=staging")  # mixed
+    prod = cli.json("run", "deploy", "--no-input", "--var", "env=prod")
+    assert staging["status"] == prod["status"] == "active"  # no trust yet: both wait
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    write_workflow(deploy, "deploy", DEPLOY)
+    assert cli.json("show", prod["session_id"])["step"]["level"] == "AUTO"  # its snapshot
+    asked = cli.json("resume", prod["session_id"], "--no-input")
+    assert (asked["status"], asked["stats"]["accepted"]) == ("active", 0)  # a person decides
+    ran = cli.json("resume", staging["session_id"], "--no-input")
+    assert ran["status"] == "completed"  # staging earned it: its step ran unasked
+    assert cli("decide", prod["session_id"], "accept", "--no-exec").exit_code == 0
+    (row,) = cli.json("stats", "deploy", "--var", "env=prod")["workflows"]
+    assert (row["sessions"], row["accepted"], row["level"]) == (1, 1, "COACHING")
     assert cli("doctor").exit_code == 0

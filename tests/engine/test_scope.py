@@ -167,12 +167,13 @@ def test_scoped_history_is_the_union_of_unscoped_histories(
     history_: list[tuple[str, list[str], str]], window: int, strict: bool
 ) -> None:
     """Each scope's numbers are exactly those of a home holding only that value's sessions,
-    unscoped; sessions that recorded no trust_scope count toward no scope."""
+    unscoped; a session that recorded no trust_scope (it started before the workflow had
+    one: `rec` "") counts toward the env in its variables like the others (issue 12)."""
     sessions = [_session(i, env, ds, rec) for i, (env, ds, rec) in enumerate(history_)]
     fmt = {"window": window, "strict": str(strict).lower()}
     scoped_text = WORKFLOW.format(scope="  trust_scope: [env]\n", **fmt)
     plain_text = WORKFLOW.format(scope="", **fmt)
-    envs = sorted({env for env, _, rec in history_ if rec})
+    envs = sorted({env for env, _, _ in history_})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for index in (False, True):  # the full recomputation and the index agree on it too
@@ -181,11 +182,7 @@ def test_scoped_history_is_the_union_of_unscoped_histories(
             seen = {w["scope"]["env"]: w for w in rep.workflows}
             assert sorted(seen) == (envs or [None])
             for env in envs:
-                mine = [
-                    _unscoped(s)
-                    for s in sessions
-                    if s["variables"]["env"] == env and s["coaching"].get("trust_scope")
-                ]
+                mine = [_unscoped(s) for s in sessions if s["variables"]["env"] == env]
                 alone = _home(root / f"{env}-{index}", mine, plain_text, index)
                 (want,) = history.report(alone, ["ship"]).workflows
                 assert want["scope"] is None

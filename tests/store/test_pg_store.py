@@ -39,6 +39,7 @@ def derive(session: Mapping[str, Any]) -> Derived:
         "suggestions": sum(r["kind"] in COUNTED for r in rows),
         "folds": 0,
         "scope": "",
+        "values": {},
     }
 
 

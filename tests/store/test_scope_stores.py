@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.commands.test_scope import DEPLOY, SIBLINGS, accept
 from tests.conftest import Cli, write_workflow
 from tests.store.conftest import StoreUnderTest, run
@@ -81,4 +83,80 @@ def test_a_staging_correction_is_never_prods_suggestion(cli: Cli, store: StoreUn
                "--var", "env=prod")  # fmt: skip
     assert hand.returncode == 0, hand.stderr
     assert "echo careful" in proposes("prod") and "echo careful" not in proposes("staging")
+    assert run(cli.home, "doctor").returncode == 0
+
+
+UNSCOPED = DEPLOY.replace("  trust_scope: [env]\n", "")
+
+
+def test_sessions_from_before_the_trust_scope_count_toward_their_values(
+    cli: Cli, store: StoreUnderTest
+) -> None:
+    """Issue 12: three accepts with env=staging recorded while the workflow had no
+    trust_scope count for staging once `trust_scope: [env]` is added, and not for prod."""
+    write_workflow(cli.home, "deploy", UNSCOPED)
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    accept(cli, "deploy", 1, "--var", "env=prod")
+    assert run(cli.home, "readiness", "deploy").returncode == 0  # unscoped: 4 accepts pooled
+    write_workflow(cli.home, "deploy", DEPLOY)
+    staging = run(cli.home, "readiness", "deploy", "--var", "env=staging")
+    assert staging.returncode == 0, staging.stdout + staging.stderr
+    assert "deploy: ready for env=staging (level AUTO)" in staging.stdout
+    prod = run(cli.home, "readiness", "deploy", "--var", "env=prod")
+    assert prod.returncode == 1, prod.stdout + prod.stderr
+    out = json.loads(run(cli.home, "stats", "deploy", "--format", "json").stdout)
+    assert [(w["scope"], w["sessions"], w["accepted"], w["level"]) for w in out["workflows"]] == [
+        ({"env": "prod"}, 1, 1, "COACHING"),
+        ({"env": "staging"}, 3, 3, "AUTO"),
+    ]
+    # New sessions add to the old ones: two more prod accepts make three.
+    accept(cli, "deploy", 2, "--var", "env=prod")
+    assert run(cli.home, "readiness", "deploy", "--var", "env=prod").returncode == 0
+    doctor = run(cli.home, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
+def test_an_existing_database_learns_the_values_on_upgrade(
+    cli: Cli, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: summaries written before schema 2 have no `values`; `store upgrade`
+    backfills them from each session's JSON, and doctor then finds nothing to repair."""
+    from coachctl.store.postgres.connect import connect
+
+    monkeypatch.setenv("COACHCTL_STORE", pg_url)
+    write_workflow(cli.home, "deploy", UNSCOPED)
+    accept(cli, "deploy", 3, "--var", "env=staging")
+    conn = connect(pg_url, 10.0)
+    try:
+        with conn.cursor() as cur:  # as schema 1 left them
+            cur.execute("UPDATE coachctl_sessions SET summary = summary - 'values'")
+            cur.execute("DELETE FROM coachctl_schema WHERE version > 1")
+        conn.commit()
+    finally:
+        conn.close()
+    old = run(cli.home, "stats")
+    assert old.returncode == 2 and "run `coachctl store upgrade`" in old.stderr
+    up = run(cli.home, "store", "upgrade")
+    assert up.returncode == 0, up.stderr
+    write_workflow(cli.home, "deploy", DEPLOY)
+    staging = run(cli.home, "readiness", "deploy", "--var", "env=staging")
+    assert staging.returncode == 0, staging.stdout + staging.stderr
+    assert run(cli.home, "readiness", "deploy", "--var", "env=prod").returncode == 1
+    doctor = run(cli.home, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    # A summary that lost its values is a finding (they decide which windows count it).
+    conn = connect(pg_url, 10.0)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE coachctl_sessions SET summary = summary - 'values'"
+                " WHERE id = (SELECT min(id) FROM coachctl_sessions)"
+            )
+        conn.commit()
+    finally:
+        conn.close()
+    found = run(cli.home, "doctor")
+    assert found.returncode == 1
+    assert "summary differs from its record" in found.stdout + found.stderr
+    assert run(cli.home, "doctor", "--repair").returncode == 0
     assert run(cli.home, "doctor").returncode == 0

@@ -14,6 +14,7 @@ from coachctl.errors import CoachctlError
 from coachctl.store.base import BadFile, Derived, MetricsAnswer, MetricsQuery, WindowKey
 from coachctl.store.files.fs import os_reason, read_nofollow
 from coachctl.store.files.records import guess_workflow, read_session_bytes
+from coachctl.store.scopes import counts_in
 
 if TYPE_CHECKING:
     from coachctl.store.files.store import FileStore
@@ -61,7 +62,9 @@ class FullScan:
             for data, derived in self.sessions.get(workflow_id, [])
             if data["id"] != exclude
             for r in derived["rows"]
-            if r["step_id"] == step_id and r["suggestion"] == suggestion and r["scope"] == scope
+            if r["step_id"] == step_id
+            and r["suggestion"] == suggestion
+            and counts_in(r["scope"], derived["values"], scope)
         )
         return rows[max(0, len(rows) - window) :]
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # In its own folder (INDEX_DIR): SQLite's -wal/-shm files come and go, and must not move the
 # mtime of sessions/ that tells a warm refresh nothing changed.
-SCHEMA = "5"  # 4: sessions.summary (list_sessions without reading files); 5: its scope
+SCHEMA = "6"  # 4: sessions.summary (list_sessions w/o reading files); 5: scope; 6: values
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

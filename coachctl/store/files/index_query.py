@@ -6,12 +6,14 @@ store never write SQL, and the refresh logic (index.py) stays apart from what is
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from coachctl.store.base import BadFile, SessionSummary, WindowKey
 from coachctl.store.files.index_db import IndexFile
 from coachctl.store.files.layout import SESSION_SUFFIX
 from coachctl.store.files.records import DecisionRow, SessionRow
+from coachctl.store.scopes import legacy_terms
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,14 +39,38 @@ class IndexQueries(IndexFile):
     def window_rows(
         self, key: WindowKey, exclude: str | None = None
     ) -> list[tuple[int, str, int, str]]:
-        """The last `window` (seq, session_id, pos, kind) on exactly this suggestion and
-        scope, newest first, in order of record (`seq`), leaving out session `exclude`."""
+        """The last `window` (seq, session_id, pos, kind) counting toward exactly this
+        suggestion and scope, newest first, in order of record (`seq`), leaving out session
+        `exclude`. On a scope: two index-backed top-Ns, the rows recorded with it and the
+        unscoped rows whose session's kept values match it (store/scopes.py), merged."""
         workflow_id, step_id, suggestion, scope, window = key
-        return self.db.execute(
+        own = (
             "SELECT seq, session_id, pos, kind FROM decisions"
             " WHERE workflow_id=? AND step_id=? AND suggestion=? AND scope=? AND session_id!=?"
-            " ORDER BY seq DESC, session_id DESC, pos DESC LIMIT ?",
-            (workflow_id, step_id, suggestion, scope, exclude or "", window),
+            " ORDER BY seq DESC, session_id DESC, pos DESC LIMIT ?"
+        )
+        params: list[object] = [workflow_id, step_id, suggestion, scope, exclude or "", window]
+        terms = legacy_terms(scope)
+        if terms is None:
+            return self.db.execute(own, params).fetchall()
+        want, absent = terms
+        match = [(name, want.get(name)) for name in sorted({*want, *absent})]
+        # CROSS JOIN keeps decisions outer: walk its index newest first, look each session up.
+        legacy = (
+            "SELECT d.seq, d.session_id, d.pos, d.kind FROM decisions d CROSS JOIN sessions s"
+            " ON s.id = d.session_id WHERE d.workflow_id=? AND d.step_id=? AND d.suggestion=?"
+            " AND d.scope='' AND d.session_id!=?"
+            + "".join(" AND json_extract(s.summary, ?) IS ?" for _ in match)
+            + " ORDER BY d.seq DESC, d.session_id DESC, d.pos DESC LIMIT ?"
+        )
+        params += [workflow_id, step_id, suggestion, exclude or ""]
+        for name, value in match:
+            params += [f"$.values.{json.dumps(name)}", value]
+        params += [window, window]
+        return self.db.execute(
+            f"SELECT * FROM ({own}) UNION ALL SELECT * FROM ({legacy})"
+            " ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT ?",
+            params,
         ).fetchall()
 
     def windows(self, keys: Sequence[WindowKey]) -> dict[WindowKey, list[str]]:
@@ -97,8 +123,6 @@ class IndexQueries(IndexFile):
 
     def summaries(self, workflow_id: str | None = None) -> list[SessionSummary]:
         """The kept `list_sessions` rows (of one workflow), in id order."""
-        import json
-
         if workflow_id is None:
             cur = self.db.execute("SELECT summary FROM sessions ORDER BY id")
         else:

@@ -78,6 +78,7 @@ class FileTxn:
 
     def _windows(self, keys: Sequence[WindowKey], idx: Index | None) -> dict[WindowKey, list[str]]:
         own = self._saved[1]["rows"] if self._saved is not None else None
+        values = self._saved[1]["values"] if self._saved is not None else {}
         out: dict[WindowKey, list[str]] = {}
         if idx is None:
             from coachctl.store.files.full import FullScan
@@ -87,14 +88,16 @@ class FileTxn:
                 if own is None:
                     out[key] = [r[3] for r in scan.window_rows(key)]
                 else:
-                    out[key] = _merge(scan.window_rows(key, self.session_id), own, key)
+                    out[key] = _merge(scan.window_rows(key, self.session_id), own, key, values)
             return out
         for key in keys:
             if own is None:
                 rows = idx.window_rows(key)
                 out[key] = [r[3] for r in reversed(rows)]
             else:
-                out[key] = _merge(list(reversed(idx.window_rows(key, self.session_id))), own, key)
+                out[key] = _merge(
+                    list(reversed(idx.window_rows(key, self.session_id))), own, key, values
+                )
         return out
 
     def levels(self, workflow_id: str, scope: str) -> dict[str, str]:
@@ -181,8 +184,11 @@ def _merge(
     base: list[tuple[int, str, int, str]],
     own: Sequence[Mapping[str, Any]],
     key: WindowKey,
+    values: Mapping[str, str],
 ) -> list[str]:
     """Other sessions' rows (oldest first) plus this session's staged ones, by seq."""
+    from coachctl.store.scopes import counts_in
+
     workflow_id, step_id, suggestion, scope, window = key
     mine = [
         (r["seq"], r["session_id"], r["pos"], r["kind"])
@@ -190,7 +196,7 @@ def _merge(
         if r["workflow_id"] == workflow_id
         and r["step_id"] == step_id
         and r["suggestion"] == suggestion
-        and r["scope"] == scope
+        and counts_in(r["scope"], values, scope)
     ]
     rows = sorted([*base, *mine], key=lambda r: (r[0], r[1], r[2]))
     return [r[3] for r in rows[max(0, len(rows) - window) :]]

@@ -24,12 +24,15 @@ def _stored_rows(store: PostgresStore, session_id: str) -> list[tuple[Any, ...]]
 
 def check(store: PostgresStore, *, repair: bool = False) -> tuple[list[Finding], int]:
     from coachctl.store.postgres.txn import session_writes
+    from coachctl.store.summary import summary_of
 
     findings: list[Finding] = []
     checked = 0
     counts = {
-        sid: (a, s)
-        for sid, a, s in store._all("SELECT id, accepted, suggestions FROM coachctl_sessions")
+        sid: (a, s, summ)
+        for sid, a, s, summ in store._all(
+            "SELECT id, accepted, suggestions, summary FROM coachctl_sessions"
+        )
     }
     for session in store.iter_sessions():
         checked += 1
@@ -40,13 +43,16 @@ def check(store: PostgresStore, *, repair: bool = False) -> tuple[list[Finding],
              r["suggestion"], r["scope"], r["kind"], r["decided_at"])
             for r in sorted(derived["rows"], key=lambda r: r["pos"])
         ]  # fmt: skip
-        same = _stored_rows(store, sid) == want and counts.get(sid) == (
+        rows_same = _stored_rows(store, sid) == want and counts.get(sid, ())[:2] == (
             derived["accepted"],
             derived["suggestions"],
         )
-        if same:
+        # The summary too: its `values` decide which scoped windows count the session.
+        summary_same = counts.get(sid, ())[2:] == (summary_of(session, derived),)
+        if rows_same and summary_same:
             continue
-        message = f"session {sid}: decision rows differ from its record"
+        what = "decision rows differ" if not rows_same else "summary differs"
+        message = f"session {sid}: {what} from its record"
         if not repair:
             findings.append(Finding("index", message, True, sid))
         else:

@@ -2,10 +2,13 @@
 
 A step's window is the latest N decision rows on exactly its suggestion and scope, in
 order of record (`seq`, then session id and position, as the file store's index orders
-them). Each window is an index-backed top-N (`LATERAL … ORDER BY seq DESC LIMIT n` on
-`coachctl_decisions_window`), which reads N rows per step however long the history: a
+them). Each window is an index-backed top-N (`LATERAL … ORDER BY seq DESC FETCH FIRST n ROWS
+WITH TIES` on `coachctl_decisions_window`, then the exact order and LIMIT n), which reads N
+rows per step however long the history: a
 window function (`row_number() OVER (PARTITION BY step ORDER BY seq DESC)`) gives the
-same rows but reads every decision of the step first.
+same rows but reads every decision of the step first. A window on a trust scope is two such
+top-Ns merged (store/scopes.py): the rows recorded with it, and the rows of sessions that
+recorded no scope whose kept `values` match it (walked newest first, each session looked up).
 """
 
 from __future__ import annotations
@@ -16,21 +19,45 @@ from typing import Any
 from coachctl.store.base import MetricsAnswer, MetricsQuery, WindowKey
 
 _KEYS = (
-    "SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[])"
-    " AS k(i, wf, step, sugg, scope, n)"
+    "SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],"
+    " %s::text[], %s::text[]) AS k(i, wf, step, sugg, scope, n, want, absent)"
 )
+# Two index-backed top-Ns merged: the rows recorded with the scope, and (on a scope only) the
+# unscoped rows whose session's kept `values` hold it (store/scopes.py; `want` is null for "").
+# Each branch orders by `seq` alone, as the index does, taking the ties at the n-th row too
+# (WITH TIES), and the merge orders exactly: no sort below the LIMIT, so a branch stops after
+# n rows whatever the planner's statistics say (with a sort it may read the whole step). The
+# session is a correlated subquery, not a join, for the same reason: the planner walks the
+# window index newest first and looks each session up by key (a join may scan them all).
 _WINDOW = (
     " CROSS JOIN LATERAL (SELECT array_agg(t.kind ORDER BY t.seq, t.session_id, t.pos) AS kinds"
-    " FROM (SELECT d.kind, d.seq, d.session_id, d.pos FROM coachctl_decisions d"
+    " FROM (SELECT u.kind, u.seq, u.session_id, u.pos FROM ("
+    "(SELECT d.kind, d.seq, d.session_id, d.pos FROM coachctl_decisions d"
     " WHERE d.workflow_id = k.wf AND d.step_id = k.step AND d.suggestion = k.sugg"
-    " AND d.scope = k.scope ORDER BY d.seq DESC, d.session_id DESC, d.pos DESC LIMIT k.n) t) w"
+    " AND d.scope = k.scope ORDER BY d.seq DESC FETCH FIRST (k.n) ROWS WITH TIES)"
+    " UNION ALL (SELECT d.kind, d.seq, d.session_id, d.pos FROM coachctl_decisions d"
+    " WHERE k.want IS NOT NULL AND d.workflow_id = k.wf AND d.step_id = k.step"
+    " AND d.suggestion = k.sugg AND d.scope = ''"
+    " AND (SELECT s.summary->'values' @> k.want::jsonb AND NOT (s.summary->'values'"
+    " ?| ARRAY(SELECT jsonb_array_elements_text(k.absent::jsonb)))"
+    " FROM coachctl_sessions s WHERE s.id = d.session_id)"
+    " ORDER BY d.seq DESC FETCH FIRST (k.n) ROWS WITH TIES)) u"
+    " ORDER BY u.seq DESC, u.session_id DESC, u.pos DESC LIMIT k.n) t) w"
 )
 
 
 def _key_params(keys: Sequence[WindowKey]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[], [], [], [], [], []]
+    import json
+
+    from coachctl.store.scopes import legacy_terms
+
+    cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
     for i, (wf, step, sugg, scope, n) in enumerate(keys):
-        for col, value in zip(cols, (i, wf, step, sugg, scope, max(int(n), 0)), strict=True):
+        terms = legacy_terms(scope)
+        want = None if terms is None else json.dumps(terms[0])
+        absent = json.dumps([] if terms is None else terms[1])
+        row = (i, wf, step, sugg, scope, max(int(n), 0), want, absent)
+        for col, value in zip(cols, row, strict=True):
             col.append(value)
     return cols
 
