@@ -73,14 +73,11 @@ def fast_rows(obj: Any) -> tuple[SessionRow, list[DecisionRow]] | None:
         if not teaches and type(step_id) is str:  # learning._kind: does it teach?
             command = dget("command")
             if type(command) is str and command.strip():
-                if decision == "manual" and dget("suggestion") is None:
-                    teaches = True
-                elif (
+                teaches = (decision == "manual" and dget("suggestion") is None) or (
                     decision == "correct"
                     and outcome not in ("failed", "interrupted")
                     and by != "auto"
-                ):
-                    teaches = True
+                )
         if dget("mode") == "observation" or outcome == "interrupted":
             continue  # metrics.classify: counts nothing
         if by == "auto":
