@@ -291,8 +291,8 @@ def _write_all(fd: int, data: bytes) -> None:
 def _work(
     folder: str, ids: Sequence[str], derive: Derive, now_ns: int, out: int, db_path: str
 ) -> None:
-    """A worker's whole life: its share, in batches, into its own scratch database (no
-    journal, no fsync: a crash just means a rebuild), then one frame saying what it wrote.
+    """A worker's whole life: its share, in batches, into its own scratch database (its
+    journal in memory, no fsync: a crash just means a rebuild), then one frame saying what it wrote.
     It stops at the next batch when its parent is gone (a cancelled CI job)."""
     import sqlite3
 
@@ -300,7 +300,7 @@ def _work(
 
     parent = os.getppid()
     db = sqlite3.connect(db_path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA journal_mode=MEMORY")  # OFF would break insert_rows' ROLLBACK TO
     db.execute("PRAGMA synchronous=OFF")
     db.executescript(_TABLES)
     db.execute("BEGIN")

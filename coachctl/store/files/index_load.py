@@ -64,6 +64,7 @@ class IndexLoad(IndexFile):
             try:
                 return self._cold_forked(ids, now_ns)
             except coldbuild.WorkerFailed:
+                self.fallbacks += 1
                 return None
             except OSError:  # no fork or no scratch file now (EAGAIN, ENOMEM, no flock)
                 pass
