@@ -1,17 +1,24 @@
 """A cold index build: many session files read, parsed and turned into rows at once.
 
 Why its own path: a CI job on a fresh clone has no index, and rebuilding 100,000 sessions
-one statement at a time took 3.8x a plain parse of every file. Here the files are read,
-parsed and derived in batches by forked workers (one per usable CPU), which send compact
-row tuples (marshal: C speed both ways) through pipes; the parent only inserts them, into
-empty tables whose secondary indexes are created after the load. The rows are exactly the
-ones the one-by-one path writes (`parse_many` is shared by both; a test compares them).
+one statement at a time took 3.8x a plain parse of every file. Here forked workers (one per
+usable CPU) each read, parse and derive a contiguous share of the files (`coldrows.fast_rows`
+for the plain shape, the full path for anything else) and insert the rows into their own
+scratch SQLite file; the parent then copies each scratch file's tables into the empty index
+tables with `INSERT ... SELECT` (C speed: no rows cross a pipe, no Python inserts in the
+parent) and creates the secondary indexes after the load. The rows are exactly the ones the
+one-by-one path writes (a test compares them).
 
 Workers are only forked for a big build (COLD_MIN stale files, more than one CPU): `decide`
 and small homes never pay for a fork. They are forked before the parent takes any lock, so
 none of them holds one; they close every inherited descriptor but their pipe; they exit with
 `os._exit` (no atexit, no flush of the parent's buffers); the parent reaps every one of them
-in a `finally`, and a worker whose parent died gets EPIPE on its next batch and exits.
+in a `finally`, and a worker whose parent died stops at its next batch. Scratch files live in
+the index's folder, owner-only, created by the parent with O_EXCL and never through a link;
+the parent holds an flock on each while its build lasts, and every build first sweeps the
+ones nobody holds (a killed build's). The parent checks that each file is still the one it
+created and that it copied exactly the rows its worker reported; anything else, or a worker
+that died, sends the build back to the one-by-one path.
 """
 
 from __future__ import annotations
@@ -303,6 +310,10 @@ def _work(
     db.execute("PRAGMA journal_mode=MEMORY")  # OFF would break insert_rows' ROLLBACK TO
     db.execute("PRAGMA synchronous=OFF")
     db.executescript(_TABLES)
+    for table in ("sessions", "decisions", "bad"):  # the same columns, as plain rowid tables:
+        db.execute(f"ALTER TABLE {table} RENAME TO shape_{table}")  # appends, no key b-tree
+        db.execute(f"CREATE TABLE {table} AS SELECT * FROM shape_{table} WHERE 0")
+        db.execute(f"DROP TABLE shape_{table}")
     db.execute("BEGIN")
     reads = unsure = 0
     for srows, drows, bads, read, young in in_process(folder, ids, derive, now_ns):
