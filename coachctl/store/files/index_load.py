@@ -132,6 +132,9 @@ class IndexLoad(IndexFile):
         it (sorting once is far cheaper than keeping them up to date row by row)."""
         # Derived data: a crash mid-build loses nothing that a rebuild does not restore.
         self.db.execute("PRAGMA synchronous=OFF")
+        # The index sort is the serial end of a forked build: the workers' CPUs are idle by
+        # then, and SQLite's sorter can use them (10-20% of it at 1,000,000 decisions).
+        self.db.execute(f"PRAGMA threads={self.workers}")
         try:
             with self._write() as db:
                 if self._rows_exist():
@@ -145,6 +148,7 @@ class IndexLoad(IndexFile):
         finally:
             with contextlib.suppress(Exception):
                 self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA threads=0")
 
     def _rows_exist(self) -> bool:
         return any(
