@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,6 +68,20 @@ def timed(home: Path, *args: str) -> float:
     t = time.perf_counter()
     run(home, *args)
     return time.perf_counter() - t
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every reaped child so far, their workers included."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_cpu(fn: Any, *args: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run: on a shared machine the CPU is the steadier
+    measure, and it shows what two cores can at best halve."""
+    cpu = children_cpu()
+    wall = fn(*args)
+    return wall, children_cpu() - cpu
 
 
 def base36(n: int, width: int) -> str:
@@ -187,12 +202,17 @@ def main() -> None:
             file=sys.stderr,
         )
         time.sleep(1.1)  # let the folder's mtime age past the racy window
+        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         # Naive and cold alternate, so machine noise (a shared machine) hits both alike.
-        naive_runs, cold_runs = [], []
+        naive_runs, cold_runs, naive_cpu, cold_cpu = [], [], [], []
         for _ in range(3):
-            naive_runs.append(naive(big))
+            wall, cpu = timed_cpu(naive, big)
+            naive_runs.append(wall)
+            naive_cpu.append(cpu)
             shutil.rmtree(big / "sessions" / ".index", ignore_errors=True)  # a fresh clone
-            cold_runs.append(timed(big, "stats", "--format", "json"))
+            wall, cpu = timed_cpu(timed, big, "stats", "--format", "json")
+            cold_runs.append(wall)
+            cold_cpu.append(cpu)
         naive_s, cold = statistics.median(naive_runs), statistics.median(cold_runs)
         warm_runs = [timed(big, "stats", "--format", "json") for _ in range(args.repeat)]
         warm = statistics.median(warm_runs)
@@ -244,6 +264,11 @@ def main() -> None:
         print(
             f"\ncold stats vs naive baseline: {cold_ratio:.2f}x "
             f"(target <= 1.0x: {'ok' if cold_ratio <= 1.0 else 'MISSED'})"
+        )
+        print(
+            f"CPU seconds (user + system, medians of 3): cold {statistics.median(cold_cpu):.3f}"
+            f" (every process: the parent and its workers), naive "
+            f"{statistics.median(naive_cpu):.3f}; load average before: {load_before}"
         )
         print(
             f"warm stats vs naive baseline: {speedup:.1f}x faster "

@@ -1,6 +1,6 @@
 """A cold index build SIGKILLed while its workers run (a CI job cancelled): the workers do
-not outlive it for long, nothing half-built is used, and the next command builds the index
-again and answers exactly what a fresh build answers."""
+not outlive it for long, nothing half-built is used, its scratch files do not stay, and the
+next command builds the index again and answers exactly what a fresh build answers."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_a_killed_cold_build_leaves_no_worker_and_is_rebuilt(home: Path) -> None
         while proc.poll() is None and time.monotonic() < deadline:
             workers = _children(proc.pid)
             if len(workers) >= 2:
-                time.sleep(0.05)  # let them send a batch or two: the parent is inserting
+                time.sleep(0.05)  # let them write a batch or two into their scratch files
                 proc.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.002)
@@ -73,6 +73,8 @@ def test_a_killed_cold_build_leaves_no_worker_and_is_rebuilt(home: Path) -> None
 
     after_kill = run(home, "stats", "--format", "json")
     assert after_kill.returncode == 0, after_kill.stderr
+    # The killed build's scratch databases were swept by the next one, which left none.
+    assert not [p for p in index.iterdir() if p.name.startswith(coldbuild.SCRATCH_PREFIX)]
     shutil.rmtree(index)
     fresh = run(home, "stats", "--format", "json")
     assert fresh.returncode == 0, fresh.stderr

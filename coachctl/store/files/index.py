@@ -139,13 +139,15 @@ class Index(IndexQueries, IndexLoad):
         result.removed = sorted(set(known) - set(present))
         result.added = sorted(sid for sid in stale if sid not in known)
         result.changed = sorted(sid for sid in stale if sid in known)
-        if len(stale) > BATCH:  # a build: keep the decisions index's pages in memory (64 MB)
-            self.db.execute("PRAGMA cache_size=-65536")
         built = None
         if cold and len(stale) >= BATCH:
             from coachctl.store.files.coldbuild import COLD_MIN
 
             built = self._cold(stale, now_ns) if len(stale) >= COLD_MIN else None
+        if built is None and len(stale) > BATCH:
+            # Many rows into indexed tables: keep the decisions index's pages in memory
+            # (64 MB). Not for a cold build: its index sort ran 15% faster with the default.
+            self.db.execute("PRAGMA cache_size=-65536")
         clean = True if built is None else built
         for start in range(0, len(stale) if built is None else 0, BATCH):
             clean &= self._ingest(stale[start : start + BATCH], now_ns)

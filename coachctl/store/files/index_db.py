@@ -87,6 +87,7 @@ class IndexFile:
         self.refreshed_at = 0.0
         self.reads = 0  # session files read by this object (tests check decide reads none)
         self.workers = 0  # processes the last cold build forked (tests: none for small ones)
+        self.fallbacks = 0  # forked builds that failed and were redone one by one (tests)
 
     def _connect(self) -> None:
         import sqlite3

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def test_cold_build_with_workers_writes_exactly_the_one_process_rows(
 ) -> None:
     monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 2)  # workers even on one CPU
     with_workers, idx = _cold(big)
-    assert idx.workers == 2
+    assert (idx.workers, idx.fallbacks) == (2, 0)  # the workers' rows, not a fallback's
     assert idx.reads == N + 4  # every readable file once (the symlink is refused)
 
     monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 1)
@@ -165,7 +166,7 @@ def test_no_child_is_left_after_a_cold_build(
 ) -> None:
     monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 2)
     _, idx = _cold(big)
-    assert idx.workers == 2
+    assert (idx.workers, idx.fallbacks) == (2, 0)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # no child at all: every worker was reaped
 
@@ -188,10 +189,95 @@ def test_a_worker_killed_mid_build_costs_time_not_rows(
     idx = Index.open(store)
     try:
         idx.rebuild()
-        assert idx.workers == 2
+        assert (idx.workers, idx.fallbacks) == (2, 1)
         assert idx.reads == N + 4  # the one-process build after the failure; counted once
         assert _dump(idx) == expected
     finally:
         idx.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def _scratch(store: FileStore) -> list[str]:
+    folder = store.sessions_dir / ".index"
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(coldbuild.SCRATCH_PREFIX))
+
+
+def test_scratch_files_are_private_real_files_and_gone_after_the_build(
+    big: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 2)
+    seen: list[tuple[str, int]] = []
+    wait = coldbuild.Workers.wait
+
+    def looking(self: coldbuild.Workers) -> list[coldbuild.Done]:
+        done = wait(self)
+        for name in _scratch(big):
+            st = os.lstat(big.sessions_dir / ".index" / name)
+            assert stat.S_ISREG(st.st_mode)
+            seen.append((name, stat.S_IMODE(st.st_mode)))
+        return done
+
+    monkeypatch.setattr(coldbuild.Workers, "wait", looking)
+    _, idx = _cold(big)
+    assert (idx.workers, idx.fallbacks) == (2, 0)
+    assert [mode for _, mode in seen] == [0o600, 0o600]
+    assert _scratch(big) == []
+
+
+def test_left_over_scratch_files_are_swept_a_held_one_kept_a_link_never_followed(
+    big: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 2)
+    Index.open(big).close()  # creates .index/
+    folder = big.sessions_dir / ".index"
+    (folder / "cold-999999-dead-0.sqlite").write_bytes(b"left by a killed build")
+    (folder / "cold-999999-dead-0.sqlite-journal").write_bytes(b"")
+    outside = tmp_path / "outside.sqlite"
+    outside.write_bytes(b"not ours")
+    (folder / "cold-1-link-0.sqlite").symlink_to(outside)
+    held = folder / "cold-2-live-0.sqlite"
+    held.write_bytes(b"another build, still running")
+    fd = os.open(held, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _, idx = _cold(big)
+        assert (idx.workers, idx.fallbacks) == (2, 0)
+        assert _scratch(big) == ["cold-2-live-0.sqlite"]
+        assert outside.read_bytes() == b"not ours"
+    finally:
+        os.close(fd)
+    _cold(big)
+    assert _scratch(big) == []  # no longer held: swept by the next build
+
+
+@pytest.mark.parametrize("how", ["replaced", "short"])
+def test_a_scratch_file_that_is_not_what_its_worker_wrote_costs_time_not_rows(
+    big: FileStore, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A scratch file swapped under the build, or fewer rows copied than its worker
+    reported: the parent rolls back and builds in one process; same rows."""
+    monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 1)
+    expected, _ = _cold(big)
+    monkeypatch.setattr(coldbuild, "usable_cpus", lambda: 2)
+    wait = coldbuild.Workers.wait
+
+    def meddling(self: coldbuild.Workers) -> list[coldbuild.Done]:
+        done = wait(self)
+        if how == "short":
+            reads, unsure, s, d, b = done[1]
+            return [done[0], (reads, unsure, s, d + 1, b)]
+        folder = big.sessions_dir / ".index"
+        path = next(p for p in folder.iterdir() if p.name.endswith("-1.sqlite"))
+        other = path.with_name("other.sqlite")
+        other.write_bytes(path.read_bytes())
+        os.replace(other, path)
+        return done
+
+    monkeypatch.setattr(coldbuild.Workers, "wait", meddling)
+    got, idx = _cold(big)
+    assert (idx.workers, idx.fallbacks) == (2, 1)
+    assert got == expected
+    assert _scratch(big) == []
