@@ -5,7 +5,7 @@ Why: a cold build derives every session of a fresh clone, and the general path
 parsing the JSON. `fast_rows` takes the shape coachctl itself writes and returns None for
 anything else, which then goes the full way (`records.read_session_bytes`): so it rejects
 nothing on its own, every error message stays the full path's, and a file it accepts is one
-the full path accepts too, with the same rows. It copies the rules of `engine/records.derive`,
+the full path accepts too, with the same rows. It copies the rules of `engine/records.derive` (scope key and kept values),
 `metrics.classify` and `learning._kind`; tests compare it with them on generated and mutated
 sessions (tests/store/files/test_coldrows.py), so a rule changed there and not here fails.
 """
@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from coachctl.engine.records import seq_of
-from coachctl.engine.scope import scope_key
+from coachctl.engine.scope import scope_key, values_of
 from coachctl.engine.session import MODES, STATUSES
 from coachctl.store.base import SCHEMA_VERSION, Derived
 from coachctl.store.files.records import DecisionRow, SessionRow
@@ -118,6 +118,7 @@ def fast_rows(obj: Any) -> tuple[SessionRow, list[DecisionRow]] | None:
         "suggestions": suggestions,
         "folds": len(decisions) if teaches else 0,
         "scope": scope,
+        "values": {} if scope else values_of(obj),  # as derive: what an unscoped one had
     }
     summary = _SUMMARY.encode(summary_of(obj, derived))
     srow: SessionRow = (sid, wf, status, accepted, suggestions, derived["folds"], summary)
