@@ -83,3 +83,21 @@ def test_only_the_file_store_knows_its_paths(path: Path) -> None:
         and n.right.value == "sessions"
     ]
     assert found == []
+
+
+def _modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    return names
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PACKAGE / "store").rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_stores_never_import_engine_rules(path: Path) -> None:
+    """Arrows point down: the engine hands a store its rules (`derive`, `fast_derive`); a
+    store that imported them would keep a second copy of the seam's other side."""
+    assert [
+        m for m in _modules(path) if m == "coachctl.engine" or m.startswith("coachctl.engine.")
+    ] == []

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from coachctl.store.base import Store
+    from coachctl.store.base import FastDerive, Store
     from coachctl.store.files.store import FileStore
     from coachctl.store.postgres.store import PostgresStore
 
@@ -17,7 +17,16 @@ def file_store(home: Path, lock_timeout: float = 10.0, *, use_index: bool = True
     from coachctl.engine.records import checked_derive
     from coachctl.store.files.store import FileStore
 
-    return FileStore(home, lock_timeout, derive=checked_derive, use_index=use_index)
+    return FileStore(
+        home, lock_timeout, derive=checked_derive, fast_derive=_fast_derive, use_index=use_index
+    )
+
+
+def _fast_derive() -> FastDerive:
+    """The one-pass derive, imported only by a cold index build (not by every command)."""
+    from coachctl.engine.records_fast import fast_derive
+
+    return fast_derive
 
 
 def postgres_store(url: str, home: Path, lock_timeout: float = 10.0) -> PostgresStore:

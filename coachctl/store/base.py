@@ -102,6 +102,14 @@ class Derived(TypedDict):
 #: them from session files without importing engine rules.
 Derive = Callable[[Mapping[str, Any]], Derived]
 
+#: A `DecisionRow` as a tuple, its fields in that order (what bulk loads insert).
+RowTuple = tuple[str, int, int, str, str, "str | None", str, str, str]
+
+#: The engine's one-pass `derive` for a plainly well-formed parsed session: the same Derived
+#: (its rows left empty) with the rows as tuples, or None to take `Derive`. Optional: a
+#: store that bulk-builds derived rows (the file store's cold build) may be given it.
+FastDerive = Callable[[Any], "tuple[Derived, list[RowTuple]] | None"]
+
 
 class LevelChange(TypedDict):
     """A step's (or, with step_id "", the workflow's) level moved; the engine decides it."""

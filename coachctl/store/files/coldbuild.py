@@ -2,7 +2,7 @@
 
 Why its own path: a CI job on a fresh clone has no index, and rebuilding 100,000 sessions
 one statement at a time took 3.8x a plain parse of every file. Here forked workers (one per
-usable CPU) each read, parse and derive a contiguous share of the files (`coldrows.fast_rows`
+usable CPU) each read, parse and derive a contiguous share of the files (the engine's `fast_derive`
 for the plain shape, the full path for anything else) and insert the rows into their own
 scratch SQLite file; the parent then copies each scratch file's tables into the empty index
 tables with `INSERT ... SELECT` (C speed: no rows cross a pipe, no Python inserts in the
@@ -35,11 +35,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from coachctl.errors import CoachctlError
-from coachctl.store.base import Derive
-from coachctl.store.files.coldrows import fast_rows
+from coachctl.store.base import Derive, FastDerive
 from coachctl.store.files.fs import NOFOLLOW
 from coachctl.store.files.layout import SESSION_SUFFIX
-from coachctl.store.files.records import guess_workflow, read_session_bytes, rows_of
+from coachctl.store.files.records import guess_workflow, read_session_bytes, rows_of, session_row
 
 if TYPE_CHECKING:
     import sqlite3
@@ -99,19 +98,18 @@ def _read(path: str) -> tuple[os.stat_result, bytes]:
         os.close(fd)
 
 
-def parse_many(folder: str, ids: Sequence[str], derive: Derive, now_ns: int) -> Chunk:
+def parse_many(
+    folder: str, ids: Sequence[str], derive: Derive, fast: FastDerive | None, now_ns: int
+) -> Chunk:
     """Rows of these session files (a vanished one is skipped; a bad one is a bad row).
 
     A timestamp younger than RACY_NS is stored as -1 (re-read by the next refresh) and
-    counted as unsure, like the one-by-one path does. With the engine's own `derive`, a
-    plainly well-formed file takes `coldrows.fast_rows`; anything else the full path."""
-    from coachctl.engine import records
-
+    counted as unsure, like the one-by-one path does. Given the engine's `fast` derive, a
+    plainly well-formed file takes it; anything else the full path."""
     srows: list[SessionRow9] = []
     drows: list[tuple[Any, ...]] = []
     bads: list[BadRow] = []
     reads = unsure = 0
-    fast = fast_rows if derive in (records.checked_derive, records.derive) else None
     loads = json.loads
     for sid in ids:
         path = f"{folder}/{sid}{SESSION_SUFFIX}"
@@ -132,7 +130,10 @@ def parse_many(folder: str, ids: Sequence[str], derive: Derive, now_ns: int) -> 
         row = None
         if fast is not None:
             try:
-                row = fast(loads(raw))
+                obj = loads(raw)
+                got = fast(obj)
+                if got is not None:
+                    row = session_row(obj, got[0]), got[1]
             except Exception:  # not JSON, too deep...: the full path says what it is
                 row = None
         if row is None:
@@ -148,9 +149,11 @@ def parse_many(folder: str, ids: Sequence[str], derive: Derive, now_ns: int) -> 
     return srows, drows, bads, reads, unsure
 
 
-def in_process(folder: str, ids: Sequence[str], derive: Derive, now_ns: int) -> Iterator[Chunk]:
+def in_process(
+    folder: str, ids: Sequence[str], derive: Derive, fast: FastDerive | None, now_ns: int
+) -> Iterator[Chunk]:
     for start in range(0, len(ids), CHUNK):
-        yield parse_many(folder, ids[start : start + CHUNK], derive, now_ns)
+        yield parse_many(folder, ids[start : start + CHUNK], derive, fast, now_ns)
 
 
 # -- inserting ------------------------------------------------------------------------------
@@ -296,7 +299,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _work(
-    folder: str, ids: Sequence[str], derive: Derive, now_ns: int, out: int, db_path: str
+    folder: str,
+    ids: Sequence[str],
+    derive: Derive,
+    fast: FastDerive | None,
+    now_ns: int,
+    out: int,
+    db_path: str,
 ) -> None:
     """A worker's whole life: its share, in batches, into its own scratch database (its
     journal in memory, no fsync: a crash just means a rebuild), then one frame saying what it wrote.
@@ -316,7 +325,7 @@ def _work(
         db.execute(f"DROP TABLE shape_{table}")
     db.execute("BEGIN")
     reads = unsure = 0
-    for srows, drows, bads, read, young in in_process(folder, ids, derive, now_ns):
+    for srows, drows, bads, read, young in in_process(folder, ids, derive, fast, now_ns):
         if os.getppid() != parent:
             with contextlib.suppress(OSError):
                 os.unlink(db_path)
@@ -335,7 +344,12 @@ def _work(
 
 
 def _fork(
-    folder: str, ids: Sequence[str], derive: Derive, now_ns: int, db_path: str
+    folder: str,
+    ids: Sequence[str],
+    derive: Derive,
+    fast: FastDerive | None,
+    now_ns: int,
+    db_path: str,
 ) -> tuple[int, int]:
     """Fork one worker for `ids`; (pid, read end of its pipe)."""
     r, w = os.pipe()
@@ -350,7 +364,7 @@ def _fork(
             gc.disable()  # short-lived and cycle-free: the collector would only walk rows
             os.closerange(3, w)  # inherited locks and databases stay the parent's
             os.closerange(w + 1, 1 << 16)
-            _work(folder, ids, derive, now_ns, w, db_path)
+            _work(folder, ids, derive, fast, now_ns, w, db_path)
             code = 0
         except BaseException:  # a worker reports by its exit code only
             pass
@@ -368,7 +382,13 @@ class Workers:
     each); `wait` for what each wrote; `close` kills and reaps whatever is still running."""
 
     def __init__(
-        self, folder: str, ids: Sequence[str], derive: Derive, now_ns: int, paths: Sequence[str]
+        self,
+        folder: str,
+        ids: Sequence[str],
+        derive: Derive,
+        fast: FastDerive | None,
+        now_ns: int,
+        paths: Sequence[str],
     ):
         self.procs: dict[int, int] = {}  # read fd -> pid
         self.order: list[int] = []  # read fds, in the order of `paths`
@@ -376,7 +396,7 @@ class Workers:
         share = -(-len(ids) // max(len(paths), 1))
         try:
             for k, path in enumerate(paths):
-                pid, r = _fork(folder, ids[k * share : (k + 1) * share], derive, now_ns, path)
+                pid, r = _fork(folder, ids[k * share : (k + 1) * share], derive, fast, now_ns, path)
                 self.procs[r] = pid
                 self.order.append(r)
         except BaseException:

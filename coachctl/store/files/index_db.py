@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coachctl.errors import CoachctlError
-from coachctl.store.base import Derive
+from coachctl.store.base import Derive, FastDerive
 from coachctl.store.files.fs import NOFOLLOW, drop_link
 from coachctl.store.files.layout import INDEX_DIR, INDEX_FILE, LOCK_STORE
 
@@ -82,12 +82,17 @@ class IndexFile:
     def __init__(self, store: FileStore) -> None:
         self.store = store
         self.derive: Derive = store.derive
+        self._load_fast = store.fast_derive
         self.path = store.sessions_dir / INDEX_DIR / INDEX_FILE
         self.conn: sqlite3.Connection | None = None
         self.refreshed_at = 0.0
         self.reads = 0  # session files read by this object (tests check decide reads none)
         self.workers = 0  # processes the last cold build forked (tests: none for small ones)
         self.fallbacks = 0  # forked builds that failed and were redone one by one (tests)
+
+    def fast_derive(self) -> FastDerive | None:
+        """The engine's one-pass derive for a cold build, if it gave one (loaded now)."""
+        return None if self._load_fast is None else self._load_fast()
 
     def _connect(self) -> None:
         import sqlite3

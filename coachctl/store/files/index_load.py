@@ -81,7 +81,7 @@ class IndexLoad(IndexFile):
                 return None
             clean, read = True, 0
             for srows, drows, bads, reads, unsure in coldbuild.in_process(
-                folder, ids, self.derive, now_ns
+                folder, ids, self.derive, self.fast_derive(), now_ns
             ):
                 read += reads
                 clean &= not unsure
@@ -99,7 +99,9 @@ class IndexLoad(IndexFile):
         scratch = coldbuild.Scratch(str(self.path.parent), self.workers)
         attached: list[str] = []
         try:
-            workers = coldbuild.Workers(folder, ids, self.derive, now_ns, scratch.paths)
+            workers = coldbuild.Workers(
+                folder, ids, self.derive, self.fast_derive(), now_ns, scratch.paths
+            )
             try:
                 done = workers.wait()
             finally:

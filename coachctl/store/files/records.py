@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from coachctl.errors import StateError
-from coachctl.store.base import SCHEMA_VERSION, Derive, Derived
+from coachctl.store.base import SCHEMA_VERSION, Derive, Derived, RowTuple
 from coachctl.store.files.layout import SESSION_SUFFIX
 from coachctl.store.ids import ID_RE
 from coachctl.store.summary import summary_of
 
 # (session_id, pos, seq, workflow_id, step_id, suggestion, scope, kind, decided_at)
-DecisionRow = tuple[str, int, int, str, str, "str | None", str, str, str]
+DecisionRow = RowTuple
 # (id, workflow_id, status, accepted, suggestions, folds, summary JSON)
 SessionRow = tuple[str, str, "str | None", int, int, int, str]
 
@@ -102,9 +102,14 @@ _SUMMARY = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",",
 def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list[DecisionRow]]:
     """The index rows of a session: its trend numbers, its `list_sessions` summary (JSON,
     so `sessions` and `report` read no session file) and its counted decisions."""
+    return session_row(data, derived), list(map(_DECISION_ROW, derived["rows"]))
+
+
+def session_row(data: Mapping[str, Any], derived: Derived) -> SessionRow:
+    """A session's row of the index (`rows_of` without its decisions)."""
     status = data.get("status")
     accepted, suggestions = derived["accepted"], derived["suggestions"]
-    srow: SessionRow = (
+    return (
         str(data["id"]),
         str(data["workflow_id"]),
         status if isinstance(status, str) else None,
@@ -113,4 +118,3 @@ def rows_of(data: Mapping[str, Any], derived: Derived) -> tuple[SessionRow, list
         derived["folds"],
         _SUMMARY.encode(summary_of(data, derived)),
     )
-    return srow, list(map(_DECISION_ROW, derived["rows"]))

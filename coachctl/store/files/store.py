@@ -22,6 +22,7 @@ from coachctl.errors import ConflictError, SessionNotFound, StateError, StorageE
 from coachctl.store.base import (
     BadFile,
     Derive,
+    FastDerive,
     Finding,
     MetricsAnswer,
     MetricsQuery,
@@ -55,17 +56,25 @@ FRESH_SECONDS = 2.0
 
 class FileStore:
     """Owns `HOME/sessions/`. `derive` is the engine's session → rows function (the index
-    and the full recomputation rebuild derived rows with it)."""
+    and the full recomputation rebuild derived rows with it); `fast_derive` loads its
+    one-pass form for plainly well-formed sessions, which speeds a cold index build."""
 
     kind = "file"
 
     def __init__(
-        self, home: Path, lock_timeout: float = 10.0, *, derive: Derive, use_index: bool = True
+        self,
+        home: Path,
+        lock_timeout: float = 10.0,
+        *,
+        derive: Derive,
+        fast_derive: Callable[[], FastDerive] | None = None,
+        use_index: bool = True,
     ) -> None:
         self.home = home
         self.sessions_dir = home / "sessions"
         self.lock_timeout = lock_timeout
         self.derive = derive
+        self.fast_derive = fast_derive
         self._index: Index | None = None
         self._index_failed = not use_index  # False: every answer is a full recomputation
 

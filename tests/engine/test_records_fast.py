@@ -1,5 +1,5 @@
-"""The cold build's one-pass derive (`coldrows.fast_rows`) against the full path it stands in
-for (`read_session_bytes` + `rows_of`): on every session, generated or hand-broken, it returns
+"""The one-pass derive (`records_fast.fast_derive`) against the full path it stands in for
+(`read_session_bytes` + `rows_of`): on every session, generated or hand-broken, it gives
 either exactly the full path's rows or None (then the full path decides), and it never lets
 through a file the full path refuses."""
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coachctl.engine.records import checked_derive
+from coachctl.engine.records_fast import fast_derive
 from coachctl.errors import CoachctlError
-from coachctl.store.files.coldrows import fast_rows
-from coachctl.store.files.records import read_session_bytes, rows_of
+from coachctl.store.files.records import read_session_bytes, rows_of, session_row
 
 ODD: list[Any] = [None, True, False, 0, -1, 2, 1.5, "", "x", [], [1], {}, {"a": 1}]
 
@@ -36,6 +36,12 @@ def check(obj: Any) -> Any:
     if fast is not None:
         assert fast == want
     return fast
+
+
+def fast_rows(obj: Any) -> Any:
+    """`fast_derive` as the cold build stores it: the session's index row and its rows."""
+    got = fast_derive(obj)
+    return None if got is None else (session_row(obj, got[0]), got[1])
 
 
 def dec(**kw: Any) -> dict[str, Any]:
@@ -208,3 +214,11 @@ def test_generated_sessions_agree(decisions: Any, top: dict[str, Any], scoped: b
         obj["coaching"] = {"trust_scope": ["env"]}
     obj.update(top)
     check(obj)
+
+
+def test_the_engine_hands_it_to_the_file_store(tmp_path: Any) -> None:
+    """Without it a cold build still gives the same rows, only slower: so check the wiring."""
+    from coachctl.engine.stores import file_store
+
+    load = file_store(tmp_path).fast_derive
+    assert load is not None and load() is fast_derive

@@ -1,26 +1,25 @@
-"""Index rows of a well-formed session in one tight pass: the cold build's derive.
+"""`derive` in one tight pass for a plainly well-formed session: the file store's cold build.
 
 Why: a cold build derives every session of a fresh clone, and the general path
-(`Session.from_dict`, `derive`'s row dicts, then `rows_of`'s tuples) cost as much CPU as
-parsing the JSON. `fast_rows` takes the shape coachctl itself writes and returns None for
-anything else, which then goes the full way (`records.read_session_bytes`): so it rejects
-nothing on its own, every error message stays the full path's, and a file it accepts is one
-the full path accepts too, with the same rows. It copies the rules of `engine/records.derive` (scope key and kept values),
-`metrics.classify` and `learning._kind`; tests compare it with them on generated and mutated
-sessions (tests/store/files/test_coldrows.py), so a rule changed there and not here fails.
+(`Session.from_dict`, `derive`'s row dicts, then the store's tuples) cost as much CPU as
+parsing the JSON. `fast_derive` takes the shape coachctl itself writes and returns None for
+anything else, which then goes the full way (`records.checked_derive`): so it rejects nothing
+on its own, every error message stays the full path's, and a session it accepts is one the
+full path accepts too, with the same numbers and rows (as tuples, `store.base.RowTuple`). It
+copies the rules of `records.derive` (scope key and kept values), `metrics.classify` and
+`learning._kind`; tests/engine/test_records_fast.py compares it with them on generated and
+mutated sessions, so a rule changed there and not here fails. The engine hands it to the
+file store beside `derive` (engine/stores.py): the store never imports engine rules.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from coachctl.engine.records import seq_of
 from coachctl.engine.scope import scope_key, values_of
 from coachctl.engine.session import MODES, STATUSES
-from coachctl.store.base import SCHEMA_VERSION, Derived
-from coachctl.store.files.records import DecisionRow, SessionRow
-from coachctl.store.summary import summary_of
+from coachctl.store.base import SCHEMA_VERSION, Derived, RowTuple
 
 # metrics.classify for a person's decision that did not fail
 _KINDS = {
@@ -30,12 +29,11 @@ _KINDS = {
     "manual": "manual",
     "skip": "skipped",
 }
-_SUMMARY = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def fast_rows(obj: Any) -> tuple[SessionRow, list[DecisionRow]] | None:
-    """`rows_of(obj, derive(obj))` for a session file's parsed object, or None when it is
-    not plainly well-formed (the caller then takes the full path, which decides)."""
+def fast_derive(obj: Any) -> tuple[Derived, list[RowTuple]] | None:
+    """`derive(obj)` with its rows as tuples, for a session file's parsed object, or None
+    when it is not plainly well-formed (the caller then takes the full path, which decides)."""
     if type(obj) is not dict:
         return None
     get = obj.get
@@ -57,7 +55,7 @@ def fast_rows(obj: Any) -> tuple[SessionRow, list[DecisionRow]] | None:
             return None
     coaching = get("coaching")
     scope = scope_key(obj) if type(coaching) is dict and coaching.get("trust_scope") else ""
-    rows: list[DecisionRow] = []
+    rows: list[RowTuple] = []
     accepted = suggestions = 0
     teaches = False
     for pos, d in enumerate(decisions):
@@ -120,6 +118,4 @@ def fast_rows(obj: Any) -> tuple[SessionRow, list[DecisionRow]] | None:
         "scope": scope,
         "values": {} if scope else values_of(obj),  # as derive: what an unscoped one had
     }
-    summary = _SUMMARY.encode(summary_of(obj, derived))
-    srow: SessionRow = (sid, wf, status, accepted, suggestions, derived["folds"], summary)
-    return srow, rows
+    return derived, rows
