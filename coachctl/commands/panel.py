@@ -180,6 +180,14 @@ class Panel:
                 ch = click.getchar()
             except EOFError:  # Ctrl-D: leave the same way as q
                 ch = "q"
+            except OSError:  # EIO: the terminal is gone
+                ch = ""
+            if not ch:  # a read of nothing: the terminal hung up (its SIGHUP may come
+                import signal  # later, or never under nohup): pause as for that signal
+
+                from coachctl.errors import Stopped
+
+                raise Stopped(signal.SIGHUP)
             if ch in ("\r", "\n", " "):
                 continue
             if ch in allowed or (ch == "q" and "p" in allowed):

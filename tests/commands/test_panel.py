@@ -545,6 +545,38 @@ def test_a_closed_terminal_pauses_the_session(home: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 129
 
 
+def test_a_terminal_gone_without_its_hangup_signal_still_pauses(home: Path) -> None:
+    """The read can see the hangup before SIGHUP arrives (a loaded machine), or SIGHUP never
+    comes (`nohup`): the empty read must pause like the signal, not crash on the next echo
+    (it exited 1 and left the session active)."""
+    write_workflow(home, "tour", TOUR)
+    env = {k: v for k, v in os.environ.items() if k not in ("VISUAL", "EDITOR")}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "coachctl", "--home", str(home), "coach", "tour"],
+        env={**env, "NO_COLOR": "1", "TERM": "xterm", "COACHCTL_USER": "tester"},
+        cwd=str(home),
+        timeout=10,
+        encoding="utf-8",
+        dimensions=(40, 120),
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    child.expect_exact(KEYS_PROMPT)
+    pid = child.pid
+    os.close(child.child_fd)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("coachctl did not leave after its terminal closed")
+    assert only_session(home)["status"] == "paused"
+    assert os.waitstatus_to_exitcode(status) == 129
+
+
 def test_a_terminal_closed_while_a_command_runs_stops_it_and_pauses(home: Path) -> None:
     write_workflow(home, "slow", "steps:\n  - id: nap\n    run: sleep 34\n")
     t = Pty(home, "coach", "slow")
