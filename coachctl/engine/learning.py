@@ -363,21 +363,21 @@ def _hand_steps(found: Mapping[str, Any]) -> dict[str, Any]:
             mine["adopted"] = dict(hand)
         if entry.get("dropped"):
             mine["dropped"] = list(entry["dropped"])
-        imported = [
-            {
-                "base": r["base"],
-                "correction": r["correction"],
-                "times": 0,
-                "imported": r["imported"],
-            }
-            for r in entry.get("corrections") or []
-            if r.get("imported")
-        ]
+        imported = _imported(entry)
         if imported:
             mine["corrections"] = imported
         if mine:
             steps[str(step_id)] = mine
     return steps
+
+
+def _imported(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A step entry's imported corrections as a choice by hand keeps them: counted from 0."""
+    return [
+        {"base": r["base"], "correction": r["correction"], "times": 0, "imported": r["imported"]}
+        for r in entry.get("corrections") or []
+        if r.get("imported")
+    ]
 
 
 def hand_part(pack: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,16 +411,7 @@ def replay(
             hand = entry.get("adopted")
             mine = step_entry(part(pack, key), entry_id)
             mine["dropped"] = list(entry.get("dropped") or [])
-            mine["corrections"] = [
-                {
-                    "base": r["base"],
-                    "correction": r["correction"],
-                    "times": 0,
-                    "imported": r["imported"],
-                }
-                for r in entry.get("corrections") or []
-                if r.get("imported")
-            ]
+            mine["corrections"] = _imported(entry)
             if by_hand(hand):
                 mine["adopted"] = dict(hand)
     ordered = sorted(

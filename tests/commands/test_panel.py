@@ -41,7 +41,13 @@ class Pty:
     """coachctl in a 120x40 (or `columns` wide) pseudo-terminal; what it printed is in `.out`."""
 
     def __init__(
-        self, home: Path, *args: str, colour: bool = False, columns: int = 120, **env: str
+        self,
+        home: Path,
+        *args: str,
+        colour: bool = False,
+        columns: int = 120,
+        nohup: bool = False,
+        **env: str,
     ) -> None:
         full_env = {
             k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "VISUAL", "EDITOR")
@@ -59,12 +65,26 @@ class Pty:
             dimensions=(40, columns),
             timeout=10,
             encoding="utf-8",
+            preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None,
         )
         self.child.logfile_read = self.log
 
     @property
     def out(self) -> str:
         return self.log.getvalue()
+
+    def hang_up(self) -> int:
+        """Close the terminal (its master side) and wait for coachctl to leave: its exit code."""
+        pid = self.child.pid
+        os.close(self.child.child_fd)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("coachctl did not leave after its terminal closed")
 
     def expect(self, text: str) -> None:
         self.child.expect_exact(text)
@@ -531,18 +551,9 @@ def test_a_closed_terminal_pauses_the_session(home: Path) -> None:
     write_workflow(home, "tour", TOUR)
     t = Pty(home, "coach", "tour")
     t.expect(KEYS_PROMPT)
-    pid = t.child.pid
-    os.close(t.child.child_fd)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("coachctl did not leave after its terminal closed")
+    code = t.hang_up()
     assert only_session(home)["status"] == "paused"
-    assert os.waitstatus_to_exitcode(status) == 129
+    assert code == 129
 
 
 def test_a_terminal_gone_without_its_hangup_signal_still_pauses(home: Path) -> None:
@@ -550,31 +561,11 @@ def test_a_terminal_gone_without_its_hangup_signal_still_pauses(home: Path) -> N
     comes (`nohup`): the empty read must pause like the signal, not crash on the next echo
     (it exited 1 and left the session active)."""
     write_workflow(home, "tour", TOUR)
-    env = {k: v for k, v in os.environ.items() if k not in ("VISUAL", "EDITOR")}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "coachctl", "--home", str(home), "coach", "tour"],
-        env={**env, "NO_COLOR": "1", "TERM": "xterm", "COACHCTL_USER": "tester"},
-        cwd=str(home),
-        timeout=10,
-        encoding="utf-8",
-        dimensions=(40, 120),
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-    )
-    child.expect_exact(KEYS_PROMPT)
-    pid = child.pid
-    os.close(child.child_fd)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        raise AssertionError("coachctl did not leave after its terminal closed")
+    t = Pty(home, "coach", "tour", nohup=True)
+    t.expect(KEYS_PROMPT)
+    code = t.hang_up()
     assert only_session(home)["status"] == "paused"
-    assert os.waitstatus_to_exitcode(status) == 129
+    assert code == 129
 
 
 def test_a_terminal_closed_while_a_command_runs_stops_it_and_pauses(home: Path) -> None:
@@ -583,17 +574,7 @@ def test_a_terminal_closed_while_a_command_runs_stops_it_and_pauses(home: Path) 
     t.key("a")
     t.expect("running: $ sleep 34")
     sleeper = descendant(t.child.pid, ["sleep", "34"])
-    pid = t.child.pid
-    os.close(t.child.child_fd)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("coachctl did not leave after its terminal closed")
-    assert os.waitstatus_to_exitcode(status) == 129
+    assert t.hang_up() == 129
     assert gone(sleeper)
     data = only_session(home)
     assert (data["status"], data["cursor"], data["running"]) == ("paused", 0, None)
