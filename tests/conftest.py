@@ -79,6 +79,14 @@ def write_workflow(home: Path, name: str, text: str) -> Path:
     return path
 
 
+def only_workflow(home: Path, name: str, text: str) -> Path:
+    """The home with `name` as its only workflow (the bundled examples removed)."""
+    for p in (home / "workflows").iterdir():
+        p.unlink()
+    write_workflow(home, name, text)
+    return home
+
+
 class Cli:
     """CliRunner bound to a home; `cli("decide", sid, "accept")` → Result."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, write_workflow
+from tests.conftest import Cli, only_workflow, write_workflow
 
 GATE = """
 id: gate
@@ -35,10 +35,7 @@ steps:
 
 @pytest.fixture
 def gate(home: Path) -> Path:
-    for p in (home / "workflows").iterdir():
-        p.unlink()
-    write_workflow(home, "gate", GATE)
-    return home
+    return only_workflow(home, "gate", GATE)
 
 
 def accept_sessions(cli: Cli, n: int, workflow: str = "gate", steps: int = 2) -> None:

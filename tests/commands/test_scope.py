@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from tests.commands.test_panel import Pty as PanelPty
-from tests.conftest import Cli, write_workflow
+from tests.conftest import Cli, only_workflow, write_workflow
 
 # The issue's example: a deploy step accepted three times with env=staging.
 DEPLOY = """
@@ -45,10 +45,7 @@ steps:
 
 @pytest.fixture
 def deploy(home: Path) -> Path:
-    for p in (home / "workflows").iterdir():
-        p.unlink()
-    write_workflow(home, "deploy", DEPLOY)
-    return home
+    return only_workflow(home, "deploy", DEPLOY)
 
 
 def accept(cli: Cli, workflow: str, n: int, *var: str, steps: int = 1) -> None:

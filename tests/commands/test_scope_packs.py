@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.commands.test_scope import DEPLOY
-from tests.conftest import Cli, write_workflow
+from tests.conftest import Cli, only_workflow, write_workflow
 
 FAST = "echo deploying to staging --fast"
 
@@ -31,10 +31,7 @@ steps:
 
 @pytest.fixture
 def deploy(home: Path) -> Path:
-    for p in (home / "workflows").iterdir():
-        p.unlink()
-    write_workflow(home, "deploy", DEPLOY)
-    return home
+    return only_workflow(home, "deploy", DEPLOY)
 
 
 def correct(cli: Cli, n: int, command: str, *var: str, workflow: str = "deploy") -> None:

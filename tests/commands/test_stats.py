@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, write_workflow
+from tests.conftest import Cli, only_workflow, write_workflow
 
 WORKFLOW_KEYS = {
     "workflow_id", "level", "ready", "sessions", "suggestions", "accepted", "rejected",
@@ -40,11 +40,7 @@ steps:
 
 @pytest.fixture
 def only_two(home: Path) -> Path:
-    """A home whose only workflow is `two` (the examples removed)."""
-    for p in (home / "workflows").iterdir():
-        p.unlink()
-    write_workflow(home, "two", TWO_STEPS)
-    return home
+    return only_workflow(home, "two", TWO_STEPS)
 
 
 def session_with(cli: Cli, *decisions: str) -> str:
