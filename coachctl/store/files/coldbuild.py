@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from coachctl.errors import CoachctlError
 from coachctl.store.base import Derive, FastDerive
-from coachctl.store.files.fs import NOFOLLOW
+from coachctl.store.files.fs import NOFOLLOW, open_read
 from coachctl.store.files.layout import SESSION_SUFFIX
 from coachctl.store.files.records import guess_workflow, read_session_bytes, rows_of, session_row
 
@@ -84,7 +84,7 @@ def _unreadable(path: str, exc: OSError) -> str:
 
 def _read(path: str) -> tuple[os.stat_result, bytes]:
     """The file's bytes and the stat of exactly what was read (symlinks refused)."""
-    fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    fd = open_read(path)
     try:
         st = os.fstat(fd)
         raw = os.read(fd, st.st_size + 1)

@@ -7,14 +7,16 @@ first line; a torn last line (a writer mid-append, or one killed) is left for la
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from coachctl.errors import StateError, StorageError
-from coachctl.store.files.fs import NOFOLLOW, os_reason
+from coachctl.store.files.fs import NOFOLLOW, NOT_REGULAR, open_read, os_reason
 
 CHUNK = 1 << 16
 SCAN_BLOCK = 1 << 20  # bytes searched at once when only some kinds are read
@@ -35,7 +37,10 @@ def append(path: Path, payload: bytes) -> None:
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {os_reason(exc)}") from exc
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would take the lines, then block
+            raise OSError(errno.EINVAL, NOT_REGULAR)
+        size = st.st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             payload = b"\n" + payload
         os.write(fd, payload)
@@ -86,7 +91,7 @@ def read(
     marks = needles(wanted) if wanted is not None else ()
     offset = offset_of(cursor)
     try:
-        fh = open(path, "rb", opener=lambda p, flags: os.open(p, flags | NOFOLLOW))  # noqa: SIM115
+        fh = open(path, "rb", opener=open_read)  # noqa: SIM115
     except FileNotFoundError:
         return
     except OSError as exc:

@@ -99,9 +99,27 @@ def dir_stamp(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
+NOT_REGULAR = "not a regular file (refused)"
+
+
+def open_read(path: str | Path, flags: int = 0) -> int:
+    """Open a file under sessions/ for reading, the one way every reader does: never
+    through a symlink (ELOOP), and never a FIFO or device, whose open or read would block
+    every command on the home (OSError EINVAL, worded NOT_REGULAR). `flags` is what
+    `open()` passes an opener; O_NONBLOCK is harmless on a regular file."""
+    fd = os.open(path, flags | os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_nofollow(path: Path) -> bytes:
-    """Read a file that is not a symlink (ELOOP if it is)."""
-    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | NOFOLLOW)) as fh:
+    """Read a regular file that is not a symlink (see `open_read`)."""
+    with open(path, "rb", opener=open_read) as fh:
         return fh.read()
 
 

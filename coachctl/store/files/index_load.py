@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from coachctl.errors import CoachctlError
 from coachctl.store.base import BadFile, Derived
-from coachctl.store.files.fs import NOFOLLOW
+from coachctl.store.files.fs import open_read
 from coachctl.store.files.index_db import INDEXES, IndexFile
 from coachctl.store.files.layout import SESSION_SUFFIX
 from coachctl.store.files.records import (
@@ -37,10 +37,6 @@ def _unreadable(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return f"unreadable session file {path}: a symlink (refused)"
     return f"cannot read {path}: {exc.strerror or exc}"
-
-
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | NOFOLLOW)
 
 
 def stable_mtime(mtime_ns: int, now_ns: int) -> int:
@@ -164,7 +160,7 @@ class IndexLoad(IndexFile):
         for sid in ids:
             path = self.store.sessions_dir / f"{sid}{SESSION_SUFFIX}"
             try:
-                with open(path, "rb", opener=_nofollow) as fh:
+                with open(path, "rb", opener=open_read) as fh:
                     st = os.fstat(fh.fileno())  # the stat of exactly what we read
                     raw = fh.read()
             except FileNotFoundError:

@@ -34,6 +34,7 @@ from coachctl.store.files.fs import (
     LockTimeout,
     dir_stamp,
     flock,
+    open_read,
     os_reason,
     read_nofollow,
     real_dir,
@@ -339,7 +340,7 @@ class FileStore:
 
         path = self._lease_path(session_id)
         try:
-            fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+            fd = open_read(path)
         except OSError:
             return None  # no lease taken here (another host, or an older coachctl)
         try:
