@@ -189,32 +189,25 @@ def _why(exc: BaseException) -> str:
 def _spawn(
     command: str, cwd: str | None, env: dict[str, str] | None, term: Any
 ) -> subprocess.Popen[bytes]:
-    """The shell in a new session (so a new process group that coachctl can signal)."""
-    if term is None:
-        return subprocess.Popen(
-            command,
-            shell=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
+    """The shell in a new session (so a new process group that coachctl can signal), its
+    output through a pipe, or on the panel's terminal `term`."""
+    stdio: dict[str, Any] = (
+        {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+        if term is None
+        else {
+            "stdin": term.slave,
+            "stdout": term.slave,
+            "stderr": term.slave,
+            "preexec_fn": term.child_setup,
+        }
+    )
     try:
         return subprocess.Popen(
-            command,
-            shell=True,
-            stdin=term.slave,
-            stdout=term.slave,
-            stderr=term.slave,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            preexec_fn=term.child_setup,
+            command, shell=True, cwd=cwd, env=env, start_new_session=True, **stdio
         )
     finally:
-        term.close_slave()
+        if term is not None:
+            term.close_slave()
 
 
 def _wait(
