@@ -14,8 +14,8 @@ workflow with a trust_scope: the caller names the scope (`within`), as `run` wou
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coachctl.engine import learning, scope
 from coachctl.errors import CoachctlError, UsageError
@@ -173,6 +173,50 @@ def _key(workflow: Workflow, within: Mapping[str, str | None] | None) -> str:
     return scope.key_of(within) if workflow.coaching.trust_scope else ""
 
 
+class _Choice(NamedTuple):
+    """One step's entry in one scope of a pack, inside a hand transaction (adopt, drop)."""
+
+    hand: Any
+    workflow_id: str
+    pack: dict[str, Any]
+    step: Step
+    key: str
+    entry: dict[str, Any]
+    fallback: Mapping[str, Any] | None
+
+    def keep(self, event: str, adopted: Mapping[str, Any]) -> dict[str, Any]:
+        """Stage the choice, the pack and its event (committed when the transaction ends);
+        what the command reports."""
+        from coachctl.engine import pack_share
+
+        self.hand.put(learning.hand_part(self.pack))
+        self.hand.put_pack(self.pack)
+        self.hand.append_events(
+            [pack_share.hand_event(event, self.workflow_id, self.step.id, adopted, self.key)]
+        )
+        return dict(
+            adopted,
+            step_id=self.step.id,
+            workflow_id=self.workflow_id,
+            scope=scope.parse_key(self.key),
+        )
+
+
+@contextlib.contextmanager
+def _step_choice(
+    store: Store, workflow: Workflow, step_id: str, within: Mapping[str, str | None] | None
+) -> Iterator[_Choice]:
+    from coachctl.engine import pack_share
+
+    step = pack_share.find_step(workflow, step_id)
+    key = _key(workflow, within)
+    with store.hand_transaction(workflow.id) as hand:
+        pack = _hand_pack(store, workflow, hand)
+        entry = learning.step_entry(learning.part(pack, key), step.id)
+        fallback = learning.fallback_of(pack, key, step.id)
+        yield _Choice(hand, workflow.id, pack, step, key, entry, fallback)
+
+
 def adopt(
     store: Store,
     workflow: Workflow,
@@ -185,13 +229,9 @@ def adopt(
     from coachctl.engine import pack_share
     from coachctl.engine.session import utcnow
 
-    step = pack_share.find_step(workflow, step_id)
-    key = _key(workflow, within)
-    with store.hand_transaction(workflow.id) as hand:
-        pack = _hand_pack(store, workflow, hand)
-        entry = learning.step_entry(learning.part(pack, key), step.id)
-        fallback = learning.fallback_of(pack, key, step.id)
-        current, _ = learning.effective(entry, step.run, fallback)
+    with _step_choice(store, workflow, step_id, within) as c:
+        step, entry = c.step, c.entry
+        current, _ = learning.effective(entry, step.run, c.fallback)
         if command is not None:
             chosen, source = pack_share.check_command(workflow, command), "manual"
             base_from = current
@@ -207,19 +247,8 @@ def adopt(
             "at": utcnow(),
             "hand": True,
         }
-        entry["dropped"] = [c for c in entry["dropped"] if c != chosen]
-        hand.put(learning.hand_part(pack))
-        hand.put_pack(pack)
-        hand.append_events(
-            [
-                pack_share.hand_event(
-                    "suggestion_adopted", workflow.id, step.id, entry["adopted"], key
-                )
-            ]
-        )
-    return dict(
-        entry["adopted"], step_id=step.id, workflow_id=workflow.id, scope=scope.parse_key(key)
-    )
+        entry["dropped"] = [cmd for cmd in entry["dropped"] if cmd != chosen]
+        return c.keep("suggestion_adopted", entry["adopted"])
 
 
 def drop(
@@ -230,29 +259,18 @@ def drop(
 ) -> dict[str, Any]:
     """Forget a step's learned or adopted suggestion in trust scope `within`: it proposes
     its `run` again there (and the dropped command is not learned again by itself)."""
-    from coachctl.engine import pack_share
-
-    step = pack_share.find_step(workflow, step_id)
-    key = _key(workflow, within)
-    with store.hand_transaction(workflow.id) as hand:
-        pack = _hand_pack(store, workflow, hand)
-        entry = learning.step_entry(learning.part(pack, key), step.id)
-        fallback = learning.fallback_of(pack, key, step.id)
-        adopted = entry.get("adopted") or learning.lent_adoption(entry, step.run, fallback)
+    with _step_choice(store, workflow, step_id, within) as c:
+        entry = c.entry
+        adopted = entry.get("adopted") or learning.lent_adoption(entry, c.step.run, c.fallback)
         if not adopted:
-            where = f" for {scope.label(scope.parse_key(key))}" if key else ""
+            where = f" for {scope.label(scope.parse_key(c.key))}" if c.key else ""
             raise UsageError(
-                f"step {step.id} of {workflow.id} has no learned or adopted suggestion{where}"
+                f"step {c.step.id} of {workflow.id} has no learned or adopted suggestion{where}"
             )
         entry["adopted"] = None
         if adopted.get("command") not in entry["dropped"]:
             entry["dropped"].append(adopted["command"])
-        hand.put(learning.hand_part(pack))
-        hand.put_pack(pack)
-        hand.append_events(
-            [pack_share.hand_event("suggestion_dropped", workflow.id, step.id, adopted, key)]
-        )
-    return dict(adopted, step_id=step.id, workflow_id=workflow.id, scope=scope.parse_key(key))
+        return c.keep("suggestion_dropped", adopted)
 
 
 def plan_import(
